@@ -1,0 +1,228 @@
+"""What the engine produces: bubbles, and the changes that describe each step.
+
+A :class:`Bubble` is the engine's own record, updated in place, so a UI that keeps a
+reference always sees the current state. Treat its attributes as read-only; use
+:meth:`Bubble.to_dict` for a detached copy. Stream chunks are stored as a list of
+parts and joined on first read, so appending is O(1) however long the text grows.
+
+Every call into the engine returns a tuple of *changes*: small immutable values that
+say what happened (a bubble added or updated and how, an event refused, a chunk
+superseded, a redelivery skipped, a ``seq`` gap seen).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+from ._errors import Reason
+
+__all__ = [
+    "Origin",
+    "Status",
+    "Update",
+    "Bubble",
+    "BubbleAdded",
+    "BubbleUpdated",
+    "Rejected",
+    "Superseded",
+    "Duplicate",
+    "Gap",
+    "Change",
+]
+
+
+class Origin(enum.StrEnum):
+    STREAM = "stream"  # grown from stream chunks (or a stored stream message)
+    CALLBACK = "callback"  # a callback snapshot
+    SYSTEM = "system"  # a system line: plain system_info, a2a_handoff, unbound error
+
+
+class Status(enum.StrEnum):
+    STREAMING = "streaming"
+    DONE = "done"
+    ERROR = "error"
+
+
+class Update(enum.StrEnum):
+    """How a :class:`BubbleUpdated` changed its bubble."""
+
+    APPENDED = "appended"  # a stream chunk was appended (``delta`` holds it)
+    REPLACED = "replaced"  # a callback replaced the stream text
+    TEXT_SET = "text_set"  # a redelivered callback or a history message set the text
+    CLOSED = "closed"  # the turn closed: streaming -> done
+    ERRORED = "errored"  # status became error
+    TOOL = "tool"  # a tool use or result was added
+    THINKING = "thinking"  # thinking text was added
+    BLOCK = "block"  # a rich block id was added
+
+
+class Bubble:
+    """One chat bubble. See PROTOCOL v1 section 5 for each field.
+
+    Attributes:
+        id: stable display id (``"b<creation number>"``); never changes.
+        thread: thread id.
+        cat: the agent.
+        invocation: turn id, or ``None`` for system lines and turn-less history.
+        origin: an :class:`Origin`.
+        status: a :class:`Status`.
+        message_id: server message id of a callback, else ``None``.
+        thinking: thinking texts joined by a blank line.
+        tools: tool uses and results, in arrival order (dicts).
+        blocks: rich block ids, each once, in arrival order.
+        error: error text, or ``None``.
+    """
+
+    __slots__ = (
+        "id",
+        "thread",
+        "cat",
+        "invocation",
+        "origin",
+        "status",
+        "message_id",
+        "thinking",
+        "tools",
+        "blocks",
+        "error",
+        "_parts",
+        "_key",
+    )
+
+    def __init__(
+        self,
+        bubble_id: str,
+        thread: str,
+        cat: str,
+        invocation: str | None,
+        origin: Origin,
+        status: Status,
+        text: str,
+        key: tuple[int, int],
+        message_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        self.id = bubble_id
+        self.thread = thread
+        self.cat = cat
+        self.invocation = invocation
+        self.origin = origin
+        self.status = status
+        self.message_id = message_id
+        self.thinking = ""
+        self.tools: list[dict[str, Any]] = []
+        self.blocks: list[str] = []
+        self.error = error
+        # Text as a list of parts: appending a chunk is O(1), reading joins once.
+        self._parts = [text]
+        # Ordering key (creating event's timestamp, creation number); never changes.
+        self._key = key
+
+    @property
+    def text(self) -> str:
+        """The bubble's text. Complexity: O(length) on the first read after appends."""
+        parts = self._parts
+        if len(parts) != 1:
+            # Join once and keep the result, so repeated reads are O(1).
+            parts[:] = ["".join(parts)]
+        return parts[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A detached, JSON-ready copy with the fields of PROTOCOL v1 section 9."""
+        return {
+            "id": self.id,
+            "thread": self.thread,
+            "cat": self.cat,
+            "invocation": self.invocation,
+            "origin": str(self.origin),
+            "text": self.text,
+            "status": str(self.status),
+            "message_id": self.message_id,
+            "thinking": self.thinking,
+            "tools": [dict(t) for t in self.tools],
+            "blocks": list(self.blocks),
+            "error": self.error,
+        }
+
+    def __repr__(self) -> str:
+        text = self.text
+        if len(text) > 40:
+            text = text[:37] + "..."
+        return (
+            f"<Bubble {self.id} {self.thread}/{self.cat} {self.invocation} "
+            f"{self.origin.value} {self.status.value} {text!r}>"
+        )
+
+
+@attrs.frozen
+class BubbleAdded:
+    """A new bubble exists (its fields are already filled)."""
+
+    bubble: Bubble
+    line: int
+
+
+@attrs.frozen
+class BubbleUpdated:
+    """An existing bubble changed; ``how`` says in what way.
+
+    ``delta`` is the appended chunk for :attr:`Update.APPENDED` (so a UI can append
+    without re-reading the whole text), else ``None``.
+    """
+
+    bubble: Bubble
+    how: Update
+    line: int
+    delta: str | None = None
+
+
+@attrs.frozen
+class Rejected:
+    """An event was refused and changed nothing. ``line`` is its line number."""
+
+    line: int
+    reason: Reason
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "reason": str(self.reason), "detail": self.detail}
+
+
+@attrs.frozen
+class Superseded:
+    """A stream chunk of a turn already replaced by its callback was dropped."""
+
+    line: int
+    thread: str
+    invocation: str
+
+
+@attrs.frozen
+class Duplicate:
+    """An event whose ``seq`` was already seen was skipped (PROTOCOL section 6)."""
+
+    line: int
+    thread: str
+    seq: int
+
+
+@attrs.frozen
+class Gap:
+    """Events between ``after`` and ``before`` (exclusive) of ``thread`` never came.
+
+    A client answers a gap by fetching the thread's history (section 7).
+    """
+
+    thread: str
+    after: int
+    before: int
+    line: int = attrs.field(default=0, eq=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"thread": self.thread, "after": self.after, "before": self.before}
+
+
+Change = BubbleAdded | BubbleUpdated | Rejected | Superseded | Duplicate | Gap

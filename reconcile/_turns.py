@@ -1,0 +1,105 @@
+"""The per-turn state machine.
+
+Theory of operation
+-------------------
+A *turn* is one agent's run inside one thread, keyed by (thread, turn id). It is the
+unit of identity of the whole protocol: every bubble that is not a system line belongs
+to exactly one turn, and each turn has at most one *primary* bubble (the one its stream
+chunks grow and its callback replaces). Second posts and explicit posts are extra
+bubbles of the turn; they never take part in the state machine.
+
+Two facts about a turn decide what every later event does to it:
+
+* is it **closed**?  ``done``, a bound ``error``, a newer announcement for the same
+  (thread, agent) and a stored history message close it. A closed turn never reopens.
+* is it **replaced**?  Its primary bubble became a callback snapshot. From then on the
+  stream is stale by definition: later chunks are *superseded* (dropped and counted),
+  not refused, because a callback may legitimately overtake its own stream.
+
+Those two booleans give four states. Rule 1: everything that changes them lives in
+``TRANSITIONS`` below; the reconciler asks the table and then carries out the action
+on the bubbles. Nothing else assigns ``Turn.state``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["TurnState", "TurnInput", "Action", "Turn", "TRANSITIONS"]
+
+
+class TurnState(enum.Enum):
+    OPEN = "open"  # accepting stream chunks
+    REPLACED = "replaced"  # open, but a callback is the primary: chunks are stale
+    CLOSED = "closed"  # finished without a callback: chunks are refused
+    CLOSED_REPLACED = "closed_replaced"  # finished and replaced
+
+
+class TurnInput(enum.Enum):
+    STREAM_TEXT = "stream_text"  # a stream chunk bound to the turn
+    CALLBACK = "callback"  # a callback took (or already holds) the primary bubble
+    CLOSE = "close"  # done, error, or a newer announcement
+    STORED_MESSAGE = "stored_message"  # a history message with the turn's final text
+
+
+class Action(enum.Enum):
+    APPEND = "append"  # add the chunk to the primary bubble
+    SUPERSEDE = "supersede"  # drop the chunk, count it
+    REFUSE = "refuse"  # refuse the chunk as stream_after_done
+    SET_TEXT = "set_text"  # the stored text becomes the primary's text
+    NOTHING = "nothing"  # the input changes no bubble
+
+
+_S, _I, _A = TurnState, TurnInput, Action
+
+#: (state, input) -> (next state, action). The whole life of a turn.
+TRANSITIONS: dict[tuple[TurnState, TurnInput], tuple[TurnState, Action]] = {
+    (_S.OPEN, _I.STREAM_TEXT): (_S.OPEN, _A.APPEND),
+    (_S.REPLACED, _I.STREAM_TEXT): (_S.REPLACED, _A.SUPERSEDE),
+    (_S.CLOSED, _I.STREAM_TEXT): (_S.CLOSED, _A.REFUSE),
+    (_S.CLOSED_REPLACED, _I.STREAM_TEXT): (_S.CLOSED_REPLACED, _A.SUPERSEDE),
+    # Open or closed does not matter to a callback: a late one still lands.
+    (_S.OPEN, _I.CALLBACK): (_S.REPLACED, _A.NOTHING),
+    (_S.REPLACED, _I.CALLBACK): (_S.REPLACED, _A.NOTHING),
+    (_S.CLOSED, _I.CALLBACK): (_S.CLOSED_REPLACED, _A.NOTHING),
+    (_S.CLOSED_REPLACED, _I.CALLBACK): (_S.CLOSED_REPLACED, _A.NOTHING),
+    (_S.OPEN, _I.CLOSE): (_S.CLOSED, _A.NOTHING),
+    (_S.REPLACED, _I.CLOSE): (_S.CLOSED_REPLACED, _A.NOTHING),
+    (_S.CLOSED, _I.CLOSE): (_S.CLOSED, _A.NOTHING),
+    (_S.CLOSED_REPLACED, _I.CLOSE): (_S.CLOSED_REPLACED, _A.NOTHING),
+    # A stored message is the turn's final stream text, unless a callback won.
+    (_S.OPEN, _I.STORED_MESSAGE): (_S.CLOSED, _A.SET_TEXT),
+    (_S.CLOSED, _I.STORED_MESSAGE): (_S.CLOSED, _A.SET_TEXT),
+    (_S.REPLACED, _I.STORED_MESSAGE): (_S.REPLACED, _A.NOTHING),
+    (_S.CLOSED_REPLACED, _I.STORED_MESSAGE): (_S.CLOSED_REPLACED, _A.NOTHING),
+}
+
+_CLOSED_STATES = frozenset({TurnState.CLOSED, TurnState.CLOSED_REPLACED})
+_REPLACED_STATES = frozenset({TurnState.REPLACED, TurnState.CLOSED_REPLACED})
+
+
+class Turn:
+    """One turn: its id, its state and its primary bubble (or ``None``)."""
+
+    __slots__ = ("id", "state", "primary")
+
+    def __init__(self, turn_id: str) -> None:
+        self.id = turn_id
+        self.state = TurnState.OPEN
+        self.primary = None
+
+    def step(self, event: TurnInput) -> Action:
+        """Apply one input; return what to do with the bubbles. Complexity: O(1)."""
+        self.state, action = TRANSITIONS[self.state, event]
+        return action
+
+    @property
+    def closed(self) -> bool:
+        return self.state in _CLOSED_STATES
+
+    @property
+    def replaced(self) -> bool:
+        return self.state in _REPLACED_STATES
+
+    def __repr__(self) -> str:
+        return f"<Turn {self.id!r} {self.state.value}>"

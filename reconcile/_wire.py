@@ -1,0 +1,194 @@
+"""The wire: trace lines and decoded dicts in, checked event data out (no I/O).
+
+Everything here is a pure function of its argument. Decoding is strict RFC 8259 JSON,
+as PROTOCOL v1 section 1 asks: no ``NaN``/``Infinity``, no byte-order mark, no
+unpaired surrogate, UTF-8 only. orjson already refuses all of those and is several
+times faster than the standard library, so it does the work; the one thing it does
+differently (integers beyond 64 bits come back as floats) is caught below and handed
+to a strict wrapper around the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "WireError",
+    "decode_json",
+    "is_blank",
+    "is_id",
+    "epoch_key",
+    "check_agent_message",
+    "parse_json_object",
+    "STRING_FIELDS",
+    "KNOWN_TYPES",
+]
+
+
+class WireError(ValueError):
+    """A line or payload that is not strict JSON; the message says why."""
+
+
+#: ``agent_message`` types the protocol knows; any other type is ignored.
+KNOWN_TYPES = frozenset(
+    {"text", "tool_use", "tool_result", "system_info", "error", "done", "a2a_handoff"}
+)
+
+#: Fields that must be strings when present and not null (section 2 step 3).
+STRING_FIELDS = (
+    "content",
+    "invocationId",
+    "turnInvocationId",
+    "messageId",
+    "error",
+    "toolName",
+)
+
+_BLANK = b" \t\r"
+# Nineteen digits in a row may be an integer orjson would turn into a float.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+_LONG_DIGITS_STR = re.compile(r"\d{19}")
+
+
+def is_blank(line: bytes | str) -> bool:
+    """A line holding only spaces, tabs and carriage returns is skipped."""
+    if isinstance(line, str):
+        return not line.strip(" \t\r")
+    return not line.strip(_BLANK)
+
+
+def is_id(value: object) -> bool:
+    """An id is a non-empty string; anything else counts as absent."""
+    return isinstance(value, str) and value != ""
+
+
+def _reject_constant(name: str) -> Any:
+    raise WireError(f"{name} is not JSON")
+
+
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
+def _decode_stdlib(text: str) -> Any:
+    if text.startswith("\ufeff"):
+        raise WireError("byte-order mark")
+    try:
+        value = _STRICT.decode(text)
+    except json.JSONDecodeError as exc:
+        raise WireError(str(exc)) from None
+    except RecursionError:
+        raise WireError("nested too deeply") from None
+    if _has_lone_surrogate(value):
+        raise WireError("unpaired surrogate escape")
+    return value
+
+
+def decode_json(raw: bytes | str) -> Any:
+    """Decode one strict JSON text.
+
+    Raises:
+        WireError: not UTF-8, not strict JSON.
+    """
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        message = str(exc)
+        # orjson refuses numbers that overflow a double; strict JSON does not.
+        if "number" not in message:
+            raise WireError(message) from None
+    else:
+        pattern = _LONG_DIGITS if isinstance(raw, bytes) else _LONG_DIGITS_STR
+        if pattern.search(raw) is None:
+            return value
+    # Rare path: a huge number somewhere. Decode exactly with the standard library.
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WireError(f"not UTF-8: {exc}") from None
+    return _decode_stdlib(raw)
+
+
+def parse_json_object(text: str) -> dict[str, Any] | None:
+    """The ``system_info`` sub-protocol: the JSON object in ``text``, else ``None``.
+
+    Plain text and JSON arrays, numbers or strings all count as "not a JSON object",
+    so only text starting with ``{`` is decoded at all.
+    """
+    if not text.lstrip(" \t\n\r").startswith("{"):
+        return None
+    try:
+        value = decode_json(text)
+    except WireError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def epoch_key(epoch: Any) -> Any:
+    """A hashable key that is equal for equal ``seqEpoch`` values.
+
+    JSON values are compared as canonical JSON text, so ``1``, ``1.0`` and ``true``
+    are three different epochs (Python's ``==`` would say they are equal).
+    """
+    if epoch is None or isinstance(epoch, str):
+        return epoch
+    try:
+        return ("json", json.dumps(epoch, sort_keys=True, allow_nan=True))
+    except (TypeError, ValueError, RecursionError):
+        # Not JSON at all (only possible from in-process callers): compare by repr.
+        return ("repr", repr(epoch))
+
+
+def check_agent_message(data: dict[str, Any], kind: str) -> str | None:
+    """Section 2 step 3: the first wrong field, described, or ``None`` if all fit."""
+    get = data.get
+    for name in STRING_FIELDS:
+        value = get(name)
+        if value is not None and not isinstance(value, str):
+            return f"{name} must be a string, got {_type_name(value)}"
+    ts = get("timestamp")
+    if ts is not None and type(ts) is not int:
+        return f"timestamp must be an integer of ms, got {_type_name(ts)}"
+    seq = get("seq")
+    if seq is not None and type(seq) is not int:
+        return f"seq must be an integer, got {_type_name(seq)}"
+    if kind == "text":
+        if not isinstance(get("content"), str):
+            return "text needs a string content"
+        origin = get("origin")
+        if origin is not None and origin != "stream" and origin != "callback":
+            return f"origin must be 'stream' or 'callback', got {origin!r}"
+    elif kind == "system_info" and not isinstance(get("content"), str):
+        return "system_info needs a string content"
+    return None
+
+
+def _type_name(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    return {dict: "an object", list: "an array", str: "a string"}.get(
+        type(value), type(value).__name__
+    )
