@@ -303,9 +303,16 @@ class Reconciler:
         return ()
 
     def _reject(self, line: int, reason: Reason, detail: str) -> tuple[Change, ...]:
+        """Refuse a whole event before it touched anything."""
+        changes: list[Change] = []
+        self._refuse(line, reason, detail, changes)
+        return tuple(changes)
+
+    def _refuse(self, line: int, reason: Reason, detail: str, changes: list[Change]) -> None:
+        """Record a refusal; the caller has changed (and will change) no bubble."""
         rejected = Rejected(line, reason, detail)
         self._rejected.append(rejected)
-        return (rejected,)
+        changes.append(rejected)
 
     def _thread(self, thread_id: str) -> _Thread:
         thread = self._threads.get(thread_id)
@@ -376,10 +383,8 @@ class Reconciler:
             return None
         return turn
 
-    def _unbound(self, line: int, what: str, agent: str) -> None:
-        self._rejected.append(
-            Rejected(line, Reason.UNBOUND_EVENT, f"{what} from {agent!r} binds to no turn")
-        )
+    def _unbound(self, line: int, what: str, agent: str, changes: list[Change]) -> None:
+        self._refuse(line, Reason.UNBOUND_EVENT, f"{what} from {agent!r} binds to no turn", changes)
 
     # ------------------------------------------------------------------ bubbles
 
@@ -476,8 +481,7 @@ class Reconciler:
             return
         turn = self._bind(thread, data, cat)
         if turn is None:
-            self._unbound(line, "stream text", cat)
-            changes.append(self._rejected[-1])
+            self._unbound(line, "stream text", cat, changes)
             return
         action = turn.step(TurnInput.STREAM_TEXT)
         if action is Action.APPEND:
@@ -495,26 +499,24 @@ class Reconciler:
             self._superseded += 1
             changes.append(Superseded(line, thread.id, turn.id))
         else:
-            rejected = Rejected(
+            self._refuse(
                 line,
                 Reason.STREAM_AFTER_DONE,
                 f"turn {turn.id!r} is closed; stream text after done is not appended",
+                changes,
             )
-            self._rejected.append(rejected)
-            changes.append(rejected)
 
     def _callback(self, thread, data, cat, ts, line, changes) -> None:
         turn_id = data.get("turnInvocationId")
         if not is_id(turn_id):
             turn_id = data.get("invocationId")
             if not is_id(turn_id):
-                rejected = Rejected(
+                self._refuse(
                     line,
                     Reason.CALLBACK_WITHOUT_INVOCATION,
                     f"callback from {cat!r} carries no turn id; it is never guessed",
+                    changes,
                 )
-                self._rejected.append(rejected)
-                changes.append(rejected)
                 return
         message_id = data.get("messageId") or None
         extra = data.get("extra")
@@ -574,8 +576,7 @@ class Reconciler:
     def _tool(self, thread, data, cat, ts, line, changes) -> None:
         turn = self._bind(thread, data, cat)
         if turn is None:
-            self._unbound(line, data["type"], cat)
-            changes.append(self._rejected[-1])
+            self._unbound(line, data["type"], cat, changes)
             return
         bubble = self._primary(thread, turn, cat, ts, line, changes)
         if data["type"] == "tool_use":
@@ -627,11 +628,9 @@ class Reconciler:
     def _announce(self, thread, data, payload, agent, line, changes) -> None:
         turn_id = payload.get("invocationId")
         if not is_id(turn_id):
-            rejected = Rejected(
-                line, Reason.MALFORMED_EVENT, "invocation_created needs an invocationId"
+            self._refuse(
+                line, Reason.MALFORMED_EVENT, "invocation_created needs an invocationId", changes
             )
-            self._rejected.append(rejected)
-            changes.append(rejected)
             return
         turn = thread.turn(turn_id)
         current = thread.open_turn.get(agent)
@@ -646,8 +645,7 @@ class Reconciler:
     def _thinking(self, thread, data, payload, agent, ts, line, changes) -> None:
         turn = self._bind(thread, data, agent)
         if turn is None:
-            self._unbound(line, "thinking", agent)
-            changes.append(self._rejected[-1])
+            self._unbound(line, "thinking", agent, changes)
             return
         text = payload.get("text")
         if not isinstance(text, str):
@@ -660,11 +658,12 @@ class Reconciler:
         block = payload.get("block")
         block_id = block.get("id") if type(block) is dict else None
         if not isinstance(block_id, str):
-            rejected = Rejected(
-                line, Reason.MALFORMED_EVENT, "rich_block needs a block object with a string id"
+            self._refuse(
+                line,
+                Reason.MALFORMED_EVENT,
+                "rich_block needs a block object with a string id",
+                changes,
             )
-            self._rejected.append(rejected)
-            changes.append(rejected)
             return
         message_id = payload.get("messageId")
         if is_id(message_id):
@@ -677,8 +676,7 @@ class Reconciler:
             return
         turn = self._bind(thread, data, agent)
         if turn is None:
-            self._unbound(line, "rich_block", agent)
-            changes.append(self._rejected[-1])
+            self._unbound(line, "rich_block", agent, changes)
             return
         self._add_block(self._primary(thread, turn, agent, ts, line, changes), block_id, line, changes)
 
