@@ -1,0 +1,87 @@
+"""Small helpers shared by the tests: build wire events, feed them, look at bubbles."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from reconcile import Reconciler
+
+HERE = Path(__file__).resolve().parent
+CONFORMANCE = HERE / "data" / "conformance"
+TS0 = 1767225600000
+
+
+def case_dirs() -> list[Path]:
+    return sorted(p for p in CONFORMANCE.iterdir() if (p / "expected.json").is_file())
+
+
+def trace_lines(path: Path) -> list[bytes]:
+    """A trace file's lines, split on \\n only, as the CLI splits them."""
+    lines = path.read_bytes().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+def msg(type_: str, thread: str = "t1", cat: str = "opus", **data: Any) -> dict[str, Any]:
+    """An ``agent_message`` in wire form."""
+    return {"event": "agent_message", "data": {"type": type_, "threadId": thread, "catId": cat, **data}}
+
+
+def announce(turn: str, parent: str | None = "P1", thread: str = "t1", cat: str = "opus", **kw):
+    content = json.dumps({"type": "invocation_created", "invocationId": turn})
+    extra = {"invocationId": parent} if parent is not None else {}
+    return msg("system_info", thread, cat, content=content, **extra, **kw)
+
+
+def chunk(text: str, parent: str | None = "P1", thread: str = "t1", cat: str = "opus", **kw):
+    extra = {"invocationId": parent} if parent is not None else {}
+    return msg("text", thread, cat, content=text, origin="stream", **extra, **kw)
+
+
+def callback(text: str, turn: str | None, message_id: str | None = None, thread: str = "t1",
+             cat: str = "opus", **kw):
+    extra: dict[str, Any] = {}
+    if turn is not None:
+        extra["invocationId"] = turn
+    if message_id is not None:
+        extra["messageId"] = message_id
+    return msg("text", thread, cat, content=text, origin="callback", **extra, **kw)
+
+
+def done(parent: str | None = "P1", thread: str = "t1", cat: str = "opus", **kw):
+    extra = {"invocationId": parent} if parent is not None else {}
+    return msg("done", thread, cat, isFinal=True, **extra, **kw)
+
+
+def feed(events: Iterable[dict[str, Any]], reconciler: Reconciler | None = None):
+    """Feed wire events; return (reconciler, list of per-event change tuples)."""
+    r = reconciler if reconciler is not None else Reconciler()
+    changes = [r.receive_message(e) for e in events]
+    r._check()
+    return r, changes
+
+
+def bubbles(r: Reconciler, thread: str = "t1") -> list[dict[str, Any]]:
+    """The thread's bubbles as dicts, ids left out (they are free-format)."""
+    out = []
+    for b in r.bubbles(thread):
+        d = b.to_dict()
+        del d["id"]
+        out.append(d)
+    return out
+
+
+def texts(r: Reconciler, thread: str = "t1") -> list[tuple[str | None, str, str, str]]:
+    """(turn, origin, status, text) per bubble: the compact view most tests assert on."""
+    return [(b.invocation, b.origin.value, b.status.value, b.text) for b in r.bubbles(thread)]
+
+
+def without_details(document: dict[str, Any]) -> dict[str, Any]:
+    """A section 9 document with refusal details dropped (they are free text)."""
+    out = dict(document)
+    out["rejected"] = [{"line": r["line"], "reason": r["reason"]} for r in document["rejected"]]
+    return out

@@ -1,0 +1,155 @@
+"""reconcile.cli: replay (readable and --json), check, exit codes, stdin, errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconcile.cli import main, shorten
+
+from .helpers import CONFORMANCE, announce, callback, chunk, done
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "late_callback_race.jsonl"
+
+
+def run(*argv, stdin: bytes | None = None):
+    """Run the CLI in a subprocess, as a user would; returns (status, stdout, stderr)."""
+    p = subprocess.run([sys.executable, "-m", "reconcile", *argv], input=stdin,
+                       capture_output=True, cwd=ROOT)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def call(*argv):
+    out = io.StringIO()
+    return main(list(argv), out=out), out.getvalue()
+
+
+def write_trace(tmp_path, events, name="t.jsonl"):
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    return path
+
+
+def test_replay_shows_bubbles_per_thread_then_a_summary():
+    status, out = call("replay", str(EXAMPLE))
+    assert status == 0
+    assert out.startswith("thread design-review (3 bubbles)\n")
+    assert "thread ops (2 bubbles)" in out
+    assert "t-opus-a" in out and "callback" in out and "message msg-a" in out
+    assert out.rstrip().splitlines()[-1].startswith("2 threads, 5 bubbles, 0 refused, 2 superseded")
+
+
+def test_replay_shortens_long_text_to_the_width(tmp_path):
+    path = write_trace(tmp_path, [announce("T1"), chunk("word " * 100)])
+    _, out = call("replay", "--width", "30", str(path))
+    line = next(x for x in out.splitlines() if "T1" in x)
+    assert line.endswith("…") and "word word" in line and len(line) < 100
+
+
+def test_shorten_flattens_whitespace():
+    assert shorten("a\n\nb   c", 10) == "a b c"
+    assert shorten("abcdefghij", 5) == "abcd…"
+
+
+def test_replay_lists_refusals_with_line_numbers():
+    status, out = call("replay", str(CONFORMANCE / "22_edge_rules" / "trace.jsonl"))
+    assert status == 0
+    assert "refused (3)" in out
+    assert "line 10: stream_after_done:" in out and "line 12: callback_without_invocation:" in out
+
+
+def test_replay_json_is_the_section_9_document():
+    status, out = call("replay", "--json", str(EXAMPLE))
+    doc = json.loads(out)
+    assert status == 0 and set(doc) == {"threads", "rejected", "stats", "gaps"}
+    assert doc["stats"] == {"events": 35, "ignored": 6, "superseded": 2, "duplicates": 0}
+    bubble = doc["threads"]["design-review"][0]
+    assert set(bubble) == {"id", "thread", "cat", "invocation", "origin", "text", "status",
+                           "message_id", "thinking", "tools", "blocks", "error"}
+
+
+def test_replay_json_handles_integers_beyond_64_bits(tmp_path):
+    path = write_trace(tmp_path, [announce("T1"), {"event": "agent_message", "data": {
+        "type": "tool_use", "threadId": "t1", "catId": "opus", "invocationId": "P1",
+        "toolInput": {"n": 2**80}}}])
+    status, out = call("replay", "--json", str(path))
+    assert status == 0 and json.loads(out)["threads"]["t1"][0]["tools"][0]["input"] == {"n": 2**80}
+
+
+def test_replay_reads_stdin():
+    status, out, _ = run("replay", "--json", "-", stdin=EXAMPLE.read_bytes())
+    assert status == 0 and len(json.loads(out)["threads"]["ops"]) == 2
+
+
+def test_check_is_clean_on_a_good_trace():
+    status, out, _ = run("check", str(EXAMPLE))
+    assert status == 0 and out.strip() == "35 lines, 35 events: clean"
+
+
+def test_check_lists_every_callback_without_turn_id(tmp_path):
+    # A stock server (before issue #454) broadcasts callbacks with no turn id at all.
+    events = [announce("T1"), chunk("a"), done()]
+    events += [callback(f"final {i}", None, f"m{i}") for i in range(5)]
+    events += [announce("T2", "P2"), chunk("b", "P2"), callback("ok", "T2", "m9")]
+    status, out, _ = run("check", str(write_trace(tmp_path, events)))
+    lines = out.strip().splitlines()
+    assert status == 1
+    assert lines[:-1] == [f"{n}: callback_without_invocation: callback from 'opus' carries no "
+                          "turn id; it is never guessed" for n in range(4, 9)]
+    assert lines[-1] == "11 lines, 11 events: 5 refused (5 callback_without_invocation)"
+
+
+def test_check_reports_malformed_lines(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"event": "x", "data": {}}\n\n{nope\n\xff\xfe\n')
+    status, out = call("check", str(path))
+    assert status == 1
+    lines = out.splitlines()
+    assert [x.split(":")[:2] for x in lines[:2]] == [["3", " malformed_line"], ["4", " malformed_line"]]
+    assert lines[2] == "4 lines, 1 events: 2 refused (2 malformed_line)"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["check", "missing.jsonl"], "no such trace file: missing.jsonl"),
+    (["replay", "."], "is a directory"),
+])
+def test_missing_files_are_usage_errors_without_traceback(argv, message):
+    status, out, err = run(*argv)
+    assert status == 2 and out == ""
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [[], ["frobnicate"], ["replay"], ["check", "a", "b"]])
+def test_bad_command_lines_exit_2_with_usage(argv):
+    status, _, err = run(*argv)
+    assert status == 2 and "usage:" in err and "Traceback" not in err
+
+
+def test_help_and_version_exit_0():
+    assert run("--help")[0] == 0
+    status, out, _ = run("--version")
+    assert status == 0 and out.startswith("reconcile ")
+
+
+def test_console_script_is_installed():
+    # The README's first command runs `reconcile replay ...` through the entry point.
+    exe = Path(sys.executable).with_name("reconcile")
+    if not exe.exists():
+        pytest.skip("package not installed with its console script in this interpreter")
+    p = subprocess.run([str(exe), "check", str(EXAMPLE)], capture_output=True, text=True)
+    assert p.returncode == 0 and "clean" in p.stdout
+
+
+def test_output_to_a_closed_pipe_is_not_an_error(tmp_path):
+    big = write_trace(tmp_path, [announce("T1")] + [chunk("x")] * 2000 +
+                      [msg for i in range(2000) for msg in [announce(f"S{i}", f"Q{i}", thread=f"h{i}"),
+                                                             chunk("y", f"Q{i}", thread=f"h{i}")]])
+    p = subprocess.run(f"{sys.executable} -m reconcile replay {big} | head -1", shell=True,
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.stdout.startswith("thread t1") and "Traceback" not in p.stderr

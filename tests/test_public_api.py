@@ -1,0 +1,46 @@
+"""The public surface is exactly what __all__ says; changing it is a deliberate act."""
+
+import reconcile
+
+EXPECTED = [
+    "Reconciler", "ThreadBubbles", "Stats",
+    "Bubble", "Origin", "Status", "Change", "BubbleAdded", "BubbleUpdated", "Update",
+    "Rejected", "Superseded", "Duplicate", "Gap",
+    "Event", "AgentMessage", "History", "OtherEvent", "announce", "stream", "callback", "done",
+    "Reason", "ReconcileError", "LocalProtocolError",
+    "__version__",
+]
+
+
+def test_all_is_pinned():
+    assert reconcile.__all__ == EXPECTED
+
+
+def test_every_name_in_all_exists():
+    for name in reconcile.__all__:
+        assert hasattr(reconcile, name), name
+
+
+def test_reasons_are_the_five_of_the_protocol():
+    assert sorted(r.value for r in reconcile.Reason) == [
+        "callback_without_invocation", "malformed_event", "malformed_line",
+        "stream_after_done", "unbound_event"]
+
+
+def test_engine_core_imports_no_clock_randomness_io_or_logging():
+    import ast
+    from pathlib import Path
+
+    core = ["_wire.py", "_events.py", "_bubbles.py", "_turns.py", "_reconciler.py", "_errors.py"]
+    forbidden = {"time", "random", "os", "logging", "asyncio", "socket", "io", "datetime", "sys"}
+    pkg = Path(reconcile.__file__).parent
+    for name in core:
+        tree = ast.parse((pkg / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                mods = {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                mods = {(node.module or "").split(".")[0]}
+            else:
+                continue
+            assert not (mods & forbidden), f"{name} imports {mods & forbidden}"

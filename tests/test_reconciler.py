@@ -1,0 +1,466 @@
+"""reconcile._reconciler: the engine's rules one at a time (PROTOCOL sections 2-7)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reconcile import (
+    BubbleAdded,
+    BubbleUpdated,
+    Duplicate,
+    Gap,
+    LocalProtocolError,
+    Reason,
+    Reconciler,
+    Rejected,
+    Superseded,
+    Update,
+)
+
+from .helpers import announce, bubbles, callback, chunk, done, feed, msg, texts
+
+
+def reasons(r):
+    return [(x.line, x.reason.value) for x in r.rejected]
+
+
+# ---------------------------------------------------------------- binding (section 3)
+
+def test_turn_invocation_id_wins_over_the_parent_id():
+    r, _ = feed([
+        announce("T1", "P1"), announce("T2", "P2", cat="codex"),
+        chunk("x", "P1", turnInvocationId="T2", cat="codex"),
+    ])
+    assert texts(r) == [("T2", "stream", "streaming", "x")]
+
+
+def test_turn_invocation_id_binds_to_a_turn_never_announced():
+    r, _ = feed([chunk("x", None, turnInvocationId="T9")])
+    assert texts(r) == [("T9", "stream", "streaming", "x")]
+
+
+def test_unknown_parent_does_not_fall_through_to_the_open_turn():
+    r, _ = feed([announce("T1", "P1"), chunk("x", "P-unknown")])
+    assert reasons(r) == [(2, "unbound_event")] and bubbles(r) == []
+
+
+def test_parent_binds_per_agent():
+    r, _ = feed([announce("TO", "P1"), chunk("o", "P1", cat="codex")])
+    assert reasons(r) == [(2, "unbound_event")]
+
+
+def test_no_ids_bind_to_the_open_turn_of_the_agent():
+    r, _ = feed([announce("T1", "P1"), chunk("x", None)])
+    assert texts(r) == [("T1", "stream", "streaming", "x")]
+
+
+def test_no_ids_after_the_turn_closed_bind_to_nothing():
+    r, _ = feed([announce("T1", "P1"), done("P1"), chunk("x", None)])
+    assert reasons(r) == [(3, "unbound_event")]
+
+
+def test_announcing_closes_the_previous_turn_of_the_same_agent_only():
+    r, _ = feed([
+        announce("T1", "P1"), chunk("one", "P1"),
+        announce("TC", "P1", cat="codex"), chunk("c", "P1", cat="codex"),
+        announce("T2", "P2"),
+    ])
+    assert texts(r) == [("T1", "stream", "done", "one"), ("TC", "stream", "streaming", "c")]
+    assert r.open_turn("t1", "opus") == "T2" and r.open_turn("t1", "codex") == "TC"
+
+
+def test_a_closed_turn_is_not_reopened_by_a_new_announcement():
+    r, _ = feed([announce("T1", "P1"), done("P1"), announce("T1", "P1"), chunk("x", "P1")])
+    assert reasons(r) == [(4, "stream_after_done")]
+    assert r.open_turn("t1", "opus") is None
+
+
+def test_the_latest_turn_under_a_parent_wins_even_if_closed():
+    r, _ = feed([
+        announce("T1", "P"), chunk("first", "P"), done("P"),
+        announce("T3", "P"), done("P"), chunk("late", "P"),
+    ])
+    assert reasons(r) == [(6, "stream_after_done")]
+
+
+def test_payload_cat_names_the_agent_of_system_info():
+    content = json.dumps({"type": "invocation_created", "invocationId": "TS", "catId": "sonnet"})
+    r, _ = feed([msg("system_info", content=content, invocationId="P1"),
+                 chunk("s", "P1", cat="sonnet")])
+    assert [(b.cat, b.invocation) for b in r.bubbles("t1")] == [("sonnet", "TS")]
+
+
+def test_invocation_created_without_a_turn_id_is_malformed():
+    content = json.dumps({"type": "invocation_created", "invocationId": ""})
+    r, _ = feed([msg("system_info", content=content)])
+    assert reasons(r) == [(1, "malformed_event")]
+    assert r.threads == ("t1",), "the thread exists even when step 7 refuses"
+
+
+# ---------------------------------------------------------------- closing
+
+def test_done_without_a_turn_does_nothing():
+    r, changes = feed([done(None)])
+    assert changes == [()] and r.rejected == () and r.threads == ("t1",)
+
+
+def test_error_sets_status_and_text_and_closes_the_turn():
+    r, _ = feed([announce("T1"), chunk("part"), msg("error", error="", content="rate limited",
+                                                     invocationId="P1"), chunk("more")])
+    (b,) = r.bubbles("t1")
+    assert (b.status.value, b.error, b.text) == ("error", "rate limited", "part")
+    assert reasons(r) == [(4, "stream_after_done")]
+
+
+def test_error_without_any_text_has_null_error():
+    r, _ = feed([announce("T1"), msg("error", invocationId="P1")])
+    assert bubbles(r)[0]["error"] is None and bubbles(r)[0]["status"] == "error"
+
+
+def test_unbound_error_is_a_system_line():
+    r, _ = feed([msg("error", error="boom")])
+    assert bubbles(r) == [{
+        "thread": "t1", "cat": "opus", "invocation": None, "origin": "system", "text": "",
+        "status": "error", "message_id": None, "thinking": "", "tools": [], "blocks": [],
+        "error": "boom",
+    }]
+
+
+def test_error_on_a_callback_bubble_keeps_the_callback_text():
+    r, _ = feed([announce("T1"), callback("final", "T1", "m1"), msg("error", error="x", invocationId="P1")])
+    assert texts(r) == [("T1", "callback", "error", "final")]
+
+
+def test_tools_thinking_and_blocks_attach_to_a_closed_turn():
+    r, _ = feed([
+        announce("T1"), done("P1"),
+        msg("tool_use", toolName="grep", toolInput={"q": 1}, invocationId="P1"),
+        msg("tool_result", toolName="grep", content="3 hits", invocationId="P1"),
+        msg("system_info", content=json.dumps({"type": "thinking", "text": "hm"}), invocationId="P1"),
+        msg("system_info", content=json.dumps({"type": "rich_block", "block": {"id": "k"}}),
+            invocationId="P1"),
+    ])
+    (b,) = bubbles(r)
+    assert b["status"] == "done", "a primary made for a closed turn starts done"
+    assert b["tools"] == [{"kind": "use", "name": "grep", "input": {"q": 1}},
+                          {"kind": "result", "name": "grep", "content": "3 hits"}]
+    assert (b["thinking"], b["blocks"]) == ("hm", ["k"])
+
+
+def test_tool_entries_have_nulls_for_absent_values():
+    r, _ = feed([announce("T1"), msg("tool_use", invocationId="P1"), msg("tool_result", invocationId="P1")])
+    assert bubbles(r)[0]["tools"] == [{"kind": "use", "name": None, "input": None},
+                                      {"kind": "result", "name": None, "content": None}]
+
+
+def test_thinking_joins_with_a_blank_line_and_replaces_an_empty_value():
+    think = lambda t: msg("system_info", content=json.dumps({"type": "thinking", "text": t}),  # noqa: E731
+                          invocationId="P1")
+    r, _ = feed([announce("T1"), think(""), think("a"), think(7), think("b")])
+    assert bubbles(r)[0]["thinking"] == "a\n\n\n\nb"
+
+
+# ---------------------------------------------------------------- callbacks (section 4)
+
+def test_callback_turn_id_can_come_as_turn_invocation_id():
+    r, _ = feed([announce("T1"), chunk("s"), msg("text", content="cb", origin="callback",
+                                                 turnInvocationId="T1", invocationId="P1")])
+    assert texts(r) == [("T1", "callback", "done", "cb")]
+
+
+def test_callback_for_an_unannounced_turn_makes_its_bubble():
+    r, _ = feed([callback("hi", "T7", "m1")])
+    assert texts(r) == [("T7", "callback", "done", "hi")]
+
+
+def test_redelivery_without_message_id_only_sets_the_text():
+    r, changes = feed([announce("T1"), callback("v1", "T1", "m1"), callback("v2", "T1"),
+                       callback("v2", "T1", "m1")])
+    assert texts(r) == [("T1", "callback", "done", "v2")]
+    assert bubbles(r)[0]["message_id"] == "m1"
+    assert changes[-1] == (), "setting the same text again reports nothing"
+
+
+def test_second_post_then_its_redelivery():
+    r, _ = feed([announce("T1"), callback("one", "T1", "m1"), callback("two", "T1", "m2"),
+                 callback("two!", "T1", "m2")])
+    assert [(b.message_id, b.text) for b in r.bubbles("t1")] == [("m1", "one"), ("m2", "two!")]
+
+
+def test_a_callback_with_an_id_after_one_without_is_a_second_post():
+    r, _ = feed([announce("T1"), callback("one", "T1"), callback("two", "T1", "m2")])
+    assert [(b.message_id, b.text) for b in r.bubbles("t1")] == [(None, "one"), ("m2", "two")]
+
+
+def test_explicit_posts_never_replace_and_without_id_are_always_new():
+    explicit = {"extra": {"isExplicitPost": True}}
+    r, _ = feed([announce("T1"), chunk("log"), callback("p", "T1", **explicit),
+                 callback("p", "T1", **explicit), chunk(" more")])
+    assert texts(r) == [("T1", "stream", "streaming", "log more"),
+                        ("T1", "callback", "done", "p"), ("T1", "callback", "done", "p")]
+
+
+def test_callback_in_one_thread_never_touches_another():
+    r, _ = feed([announce("T1"), chunk("a"), announce("T1", thread="t2"), chunk("b", thread="t2"),
+                 callback("final", "T1", "m1", thread="t2")])
+    assert texts(r, "t1") == [("T1", "stream", "streaming", "a")]
+    assert texts(r, "t2") == [("T1", "callback", "done", "final")]
+
+
+# ---------------------------------------------------------------- rich blocks
+
+def block(block_id, message_id=None, **kw):
+    payload = {"type": "rich_block", "block": {"id": block_id}}
+    if message_id is not None:
+        payload["messageId"] = message_id
+    return msg("system_info", content=json.dumps(payload), **kw)
+
+
+def test_blocks_for_a_message_wait_for_it_and_dedupe():
+    r, _ = feed([block("b1", "m1"), block("b2", "m1"), block("b1", "m1"),
+                 callback("x", "T1", "m1"), block("b2", "m1"), block("b3", "m1")])
+    assert bubbles(r)[0]["blocks"] == ["b1", "b2", "b3"]
+
+
+def test_held_blocks_are_per_thread():
+    r, _ = feed([block("k", "m1", thread="t2"), callback("x", "T1", "m1")])
+    assert bubbles(r)[0]["blocks"] == []
+
+
+@pytest.mark.parametrize("payload", [
+    {"type": "rich_block"}, {"type": "rich_block", "block": []},
+    {"type": "rich_block", "block": {"id": 3}}, {"type": "rich_block", "block": {}},
+])
+def test_bad_rich_blocks_are_malformed(payload):
+    r, _ = feed([announce("T1"), msg("system_info", content=json.dumps(payload), invocationId="P1")])
+    assert reasons(r) == [(2, "malformed_event")] and bubbles(r) == []
+
+
+def test_rich_block_without_message_id_binds_like_a_chunk():
+    r, _ = feed([block("k", invocationId="P1")])
+    assert reasons(r) == [(1, "unbound_event")]
+
+
+# ---------------------------------------------------------------- system lines, ignoring
+
+def test_plain_and_non_object_system_info_are_system_lines():
+    r, _ = feed([msg("system_info", content=c) for c in ("Canceled", "[1]", "3", '"s"')]
+                + [msg("a2a_handoff", content="opus → codex"), msg("a2a_handoff")])
+    assert [(b.origin.value, b.text) for b in r.bubbles("t1")] == [
+        ("system", "Canceled"), ("system", "[1]"), ("system", "3"), ("system", '"s"'),
+        ("system", "opus → codex"), ("system", "")]
+
+
+def test_other_events_types_and_payloads_are_counted_as_ignored():
+    r, changes = feed([
+        {"event": "intent_mode", "data": {}}, msg("session_init"),
+        msg("system_info", content=json.dumps({"type": "invocation_usage"})),
+        msg("system_info", content=json.dumps({"type": 5})),
+    ])
+    assert changes == [(), (), (), ()]
+    assert r.stats.ignored == 4 and r.stats.events == 4
+    assert r.threads == ("t1",), "ignored payloads still make the thread; unknown types do not"
+
+
+def test_unknown_type_does_not_make_the_thread():
+    r, _ = feed([msg("session_init", thread="tx")])
+    assert r.threads == ()
+
+
+# ---------------------------------------------------------------- order and timestamps
+
+def test_bubbles_sort_by_creating_timestamp_then_creation():
+    r, _ = feed([
+        announce("T1", timestamp=500), chunk("late clock", timestamp=500),
+        announce("T2", "P2", cat="codex"), chunk("early clock", "P2", cat="codex", timestamp=100),
+        msg("system_info", content="same time", timestamp=500),
+    ])
+    assert [b.text for b in r.bubbles("t1")] == ["early clock", "late clock", "same time"]
+
+
+def test_missing_timestamp_takes_the_threads_largest():
+    r, _ = feed([
+        announce("T1", timestamp=900), announce("T2", "P2", cat="codex", timestamp=100),
+        chunk("c", "P2", cat="codex", timestamp=100), chunk("o"),
+    ])
+    assert [b.text for b in r.bubbles("t1")] == ["c", "o"]
+    assert [b._key[0] for b in r.bubbles("t1")] == [100, 900]
+
+
+def test_threads_are_listed_in_order_of_existence():
+    r, _ = feed([msg("system_info", content="x", thread="b"), {"event": "history",
+                 "data": {"threadId": "a", "messages": []}}, chunk("z", thread="c")])
+    assert r.threads == ("b", "a", "c")
+
+
+# ---------------------------------------------------------------- seq (section 6)
+
+def test_seq_duplicates_are_skipped_and_gaps_reported():
+    r, changes = feed([
+        announce("T1", seq=1), chunk("a", seq=2), chunk("a", seq=2), chunk("c", seq=5),
+        chunk("d", seq=1, seqEpoch="e2"),
+    ])
+    assert texts(r) == [("T1", "stream", "streaming", "acd")]
+    assert changes[2] == (Duplicate(3, "t1", 2),)
+    assert isinstance(changes[3][0], Gap) and changes[3][0].to_dict() == {
+        "thread": "t1", "after": 2, "before": 5}
+    assert r.stats.duplicates == 1 and len(r.gaps) == 1
+
+
+def test_a_refused_event_still_advances_seq():
+    r, _ = feed([chunk("orphan", seq=1), announce("T1", seq=2), chunk("x", seq=1)])
+    assert reasons(r) == [(1, "unbound_event")] and r.stats.duplicates == 1
+
+
+def test_a_malformed_event_does_not_touch_seq():
+    r, _ = feed([announce("T1", seq=1), msg("text", content=3, seq=2), chunk("x", seq=2)])
+    assert texts(r) == [("T1", "stream", "streaming", "x")]
+
+
+def test_seq_is_per_thread():
+    r, _ = feed([announce("T1", seq=1), announce("T1", thread="t2", seq=1)])
+    assert r.stats.duplicates == 0 and r.gaps == ()
+
+
+# ---------------------------------------------------------------- history (section 7)
+
+def history(messages, thread="t1"):
+    return {"event": "history", "data": {"threadId": thread, "messages": messages}}
+
+
+def stored(mid, content, cat="opus", **kw):
+    return {"id": mid, "catId": cat, "content": content, **kw}
+
+
+def test_bad_history_events_are_malformed():
+    r, _ = feed([{"event": "history", "data": {"threadId": "t1"}},
+                 {"event": "history", "data": {"messages": []}}])
+    assert reasons(r) == [(1, "malformed_event"), (2, "malformed_event")] and r.threads == ()
+
+
+def test_history_skips_user_and_malformed_messages():
+    r, _ = feed([history([5, {"id": "u", "catId": None}, {"id": "", "catId": "opus"},
+                          {"catId": "opus", "content": "no id"}])])
+    assert bubbles(r) == [] and r.threads == ("t1",)
+
+
+def test_stored_stream_message_finishes_the_live_turn():
+    r, _ = feed([announce("T1"), chunk("part"),
+                 history([stored("s1", "part and rest", extra={"stream": {"invocationId": "T1"}})]),
+                 chunk("late")])
+    assert texts(r) == [("T1", "stream", "done", "part and rest")]
+    assert reasons(r) == [(4, "stream_after_done")]
+
+
+def test_stored_stream_message_never_overrides_a_callback():
+    r, _ = feed([announce("T1"), callback("cb", "T1", "m1"),
+                 history([stored("s1", "stream text", extra={"stream": {"invocationId": "T1"}})])])
+    assert texts(r) == [("T1", "callback", "done", "cb")]
+
+
+def test_drafts_only_fill_turns_without_a_bubble():
+    r, _ = feed([announce("T1"), chunk("live"),
+                 history([stored("draft-T1", "stale draft", isDraft=True),
+                          stored("draft-T2", "fresh draft", cat="codex"),
+                          stored("draft-", "no turn"), stored("d3", "no turn", isDraft=True)])])
+    assert texts(r) == [("T1", "stream", "streaming", "live"), ("T2", "stream", "streaming", "fresh draft")]
+
+
+def test_history_callbacks_merge_by_message_id():
+    r, _ = feed([announce("T1", timestamp=100), callback("live", "T1", "m1", timestamp=100),
+                 history([stored("m1", "edited", origin="callback"),
+                          stored("m0", "older", origin="callback", timestamp=1,
+                                 extra={"stream": {"invocationId": "T0"}}),
+                          stored("m9", "turnless", origin="callback")])])
+    assert texts(r) == [("T0", "callback", "done", "older"), ("T1", "callback", "done", "edited"),
+                        (None, "callback", "done", "turnless")]
+    assert bubbles(r)[2]["message_id"] == "m9"
+
+
+def test_turnless_stored_messages_are_keyed_by_their_id():
+    r, _ = feed([history([stored("x1", "v1")]), history([stored("x1", "v2"), stored("x2", "w")])])
+    assert texts(r) == [(None, "stream", "done", "v2"), (None, "stream", "done", "w")]
+    assert [b["message_id"] for b in bubbles(r)] == [None, None]
+
+
+def test_history_timestamps_count_as_seen():
+    r, _ = feed([history([stored("x1", "v", timestamp=5000)]), msg("system_info", content="after")])
+    assert [b._key[0] for b in r.bubbles("t1")] == [5000, 5000]
+
+
+# ---------------------------------------------------------------- changes and API
+
+def test_changes_describe_each_step():
+    r = Reconciler()
+    assert r.receive_message(announce("T1")) == ()
+    (added,) = r.receive_message(chunk("a"))
+    (appended,) = r.receive_message(chunk("b"))
+    (closed,) = r.receive_message(done())
+    (rejected,) = r.receive_message(chunk("c"))
+    (replaced,) = r.receive_message(callback("final", "T1", "m1"))
+    (superseded,) = r.receive_message(chunk("d", turnInvocationId="T1"))
+    assert isinstance(added, BubbleAdded) and added.line == 2
+    assert isinstance(appended, BubbleUpdated) and (appended.how, appended.delta) == (Update.APPENDED, "b")
+    assert closed.how is Update.CLOSED
+    assert isinstance(rejected, Rejected) and rejected.reason is Reason.STREAM_AFTER_DONE
+    assert replaced.how is Update.REPLACED and replaced.bubble is added.bubble
+    assert superseded == Superseded(7, "t1", "T1")
+    assert r.stats.superseded == 1
+
+
+def test_lines_count_blank_lines_and_messages():
+    r = Reconciler()
+    r.receive_line(b"")
+    r.receive_line("   ")
+    r.receive_message({"event": "heartbeat", "data": {}})
+    (rej,) = r.receive_line(b"{bad")
+    assert rej.line == 4 and r.lines == 4 and r.stats.events == 1
+
+
+def test_feed_takes_lines_with_their_newlines():
+    r = Reconciler()
+    assert r.feed([json.dumps(announce("T1")) + "\n", json.dumps(chunk("x")).encode() + b"\n"]) == 2
+    assert texts(r) == [("T1", "stream", "streaming", "x")]
+
+
+@pytest.mark.parametrize("thing", [None, 3, ["event"], "text", {"event": 1, "data": {}},
+                                   {"event": "x"}, {"event": "x", "data": []}])
+def test_receive_message_refuses_what_is_not_an_event(thing):
+    r = Reconciler()
+    (rej,) = r.receive_message(thing)
+    assert rej.reason is Reason.MALFORMED_LINE
+
+
+def test_misusing_the_api_raises():
+    r = Reconciler()
+    with pytest.raises(LocalProtocolError):
+        r.receive({"event": "agent_message", "data": {}})
+    with pytest.raises(LocalProtocolError):
+        r.receive_line(42)
+    with pytest.raises(KeyError):
+        r.bubbles("nope")
+    with pytest.raises(KeyError):
+        r.bubble("b1")
+
+
+def test_bubble_lookup_and_views():
+    r, _ = feed([announce("T1"), chunk("x"), callback("y", "T2")])
+    view = r.bubbles("t1")
+    assert len(view) == 2 and view[-1].text == "y" and [b.text for b in view[0:1]] == ["x"]
+    assert r.bubble(view[0].id) is view[0]
+    assert "ThreadBubbles" in repr(view) and "b1" in repr(view[0])
+    assert r.open_turn("nope", "opus") is None
+
+
+def test_a_long_stream_appends_without_recopying():
+    r = Reconciler()
+    r.receive_message(announce("T1"))
+    for i in range(10_000):
+        r.receive_message(chunk(f"{i % 10}"))
+    (b,) = r.bubbles("t1")
+    assert len(b._parts) == 10_000, "chunks are kept as parts until read"
+    assert b.text == "0123456789" * 1000 and len(b._parts) == 1
+    r.receive_message(chunk("!"))
+    assert b.text.endswith("9!")

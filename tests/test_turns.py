@@ -1,0 +1,55 @@
+"""reconcile._turns: the transition table is total and says what the protocol says."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from reconcile._turns import TRANSITIONS, Action, Turn, TurnInput, TurnState
+
+
+def test_the_table_covers_every_state_and_input():
+    assert set(TRANSITIONS) == set(itertools.product(TurnState, TurnInput))
+
+
+def test_a_closed_turn_never_reopens():
+    closed = {TurnState.CLOSED, TurnState.CLOSED_REPLACED}
+    for (state, _), (after, _) in TRANSITIONS.items():
+        if state in closed:
+            assert after in closed
+
+
+def test_a_replaced_turn_stays_replaced():
+    replaced = {TurnState.REPLACED, TurnState.CLOSED_REPLACED}
+    for (state, _), (after, _) in TRANSITIONS.items():
+        if state in replaced:
+            assert after in replaced
+
+
+@pytest.mark.parametrize("state,action", [
+    (TurnState.OPEN, Action.APPEND),
+    (TurnState.REPLACED, Action.SUPERSEDE),
+    (TurnState.CLOSED, Action.REFUSE),
+    (TurnState.CLOSED_REPLACED, Action.SUPERSEDE),
+])
+def test_stream_text_by_state(state, action):
+    assert TRANSITIONS[state, TurnInput.STREAM_TEXT] == (state, action)
+
+
+def test_stored_message_sets_text_and_closes_unless_replaced():
+    assert TRANSITIONS[TurnState.OPEN, TurnInput.STORED_MESSAGE] == (TurnState.CLOSED, Action.SET_TEXT)
+    assert TRANSITIONS[TurnState.REPLACED, TurnInput.STORED_MESSAGE][1] is Action.NOTHING
+
+
+def test_turn_walks_through_its_life():
+    turn = Turn("T1")
+    assert (turn.closed, turn.replaced) == (False, False)
+    assert turn.step(TurnInput.STREAM_TEXT) is Action.APPEND
+    turn.step(TurnInput.CLOSE)
+    assert turn.closed and not turn.replaced
+    assert turn.step(TurnInput.STREAM_TEXT) is Action.REFUSE
+    turn.step(TurnInput.CALLBACK)
+    assert turn.closed and turn.replaced
+    assert turn.step(TurnInput.STREAM_TEXT) is Action.SUPERSEDE
+    assert "closed_replaced" in repr(turn)
