@@ -157,7 +157,12 @@ class Bubble:
         )
 
 
-@attrs.frozen
+# The changes made on every event (added, updated, superseded, duplicate) are plain
+# slotted attrs classes rather than frozen ones: a frozen attrs instance costs about
+# 0.4 us to build and a plain one 0.15 us, a tenth of the engine's whole per-event
+# budget. Treat them as read-only. Refusals and gaps, which the engine also keeps in
+# its logs, stay frozen.
+@attrs.define
 class BubbleAdded:
     """A new bubble exists (its fields are already filled)."""
 
@@ -165,7 +170,7 @@ class BubbleAdded:
     line: int
 
 
-@attrs.frozen
+@attrs.define
 class BubbleUpdated:
     """An existing bubble changed; ``how`` says in what way.
 
@@ -191,7 +196,7 @@ class Rejected:
         return {"line": self.line, "reason": str(self.reason), "detail": self.detail}
 
 
-@attrs.frozen
+@attrs.define
 class Superseded:
     """A stream chunk of a turn already replaced by its callback was dropped."""
 
@@ -200,7 +205,7 @@ class Superseded:
     invocation: str
 
 
-@attrs.frozen
+@attrs.define
 class Duplicate:
     """An event whose ``seq`` was already seen was skipped (PROTOCOL section 6)."""
 

@@ -28,21 +28,23 @@ import enum
 __all__ = ["TurnState", "TurnInput", "Action", "Turn", "TRANSITIONS"]
 
 
-class TurnState(enum.Enum):
+# StrEnum, not Enum: the table below is looked up once per event, and a plain Enum
+# hashes in Python code (two calls per lookup); a str-based member hashes in C.
+class TurnState(enum.StrEnum):
     OPEN = "open"  # accepting stream chunks
     REPLACED = "replaced"  # open, but a callback is the primary: chunks are stale
     CLOSED = "closed"  # finished without a callback: chunks are refused
     CLOSED_REPLACED = "closed_replaced"  # finished and replaced
 
 
-class TurnInput(enum.Enum):
+class TurnInput(enum.StrEnum):
     STREAM_TEXT = "stream_text"  # a stream chunk bound to the turn
     CALLBACK = "callback"  # a callback took (or already holds) the primary bubble
     CLOSE = "close"  # done, error, or a newer announcement
     STORED_MESSAGE = "stored_message"  # a history message with the turn's final text
 
 
-class Action(enum.Enum):
+class Action(enum.StrEnum):
     APPEND = "append"  # add the chunk to the primary bubble
     SUPERSEDE = "supersede"  # drop the chunk, count it
     REFUSE = "refuse"  # refuse the chunk as stream_after_done

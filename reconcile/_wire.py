@@ -161,7 +161,36 @@ def epoch_key(epoch: Any) -> Any:
 
 
 def check_agent_message(data: dict[str, Any], kind: str) -> str | None:
-    """Section 2 step 3: the first wrong field, described, or ``None`` if all fit."""
+    """Section 2 step 3: the first wrong field, described, or ``None`` if all fit.
+
+    Complexity: O(1). This runs on every event, so the common case (decoded JSON,
+    every field absent or of exactly the right type) is answered by one ``get`` and
+    one class test per field, written out; a loop over the field names costs about
+    twice as much. Anything else takes the slow path, which also names the problem.
+    """
+    get = data.get
+    if (
+        ((v := get("content")) is None or v.__class__ is str)
+        and ((v := get("invocationId")) is None or v.__class__ is str)
+        and ((v := get("turnInvocationId")) is None or v.__class__ is str)
+        and ((v := get("messageId")) is None or v.__class__ is str)
+        and ((v := get("error")) is None or v.__class__ is str)
+        and ((v := get("toolName")) is None or v.__class__ is str)
+        and ((v := get("timestamp")) is None or v.__class__ is int)
+        and ((v := get("seq")) is None or v.__class__ is int)
+    ):
+        if kind == "text":
+            origin = get("origin")
+            if get("content").__class__ is str and (
+                origin is None or origin == "stream" or origin == "callback"
+            ):
+                return None
+        elif kind != "system_info" or get("content").__class__ is str:
+            return None
+    return _check_slowly(data, kind)
+
+
+def _check_slowly(data: dict[str, Any], kind: str) -> str | None:
     get = data.get
     for name in STRING_FIELDS:
         value = get(name)
