@@ -94,6 +94,7 @@ class _Thread:
         "id",
         "order",
         "max_ts",
+        "seen_ts",
         "seq",
         "turns",
         "open_turn",
@@ -107,7 +108,10 @@ class _Thread:
     def __init__(self, thread_id: str) -> None:
         self.id = thread_id
         self.order: SortedList = SortedList()
-        self.max_ts = 0  # largest timestamp seen; events without one take it
+        # Largest timestamp seen; events without one take it (0 before any is seen;
+        # timestamps may be negative, so "seen" is tracked apart from the value).
+        self.max_ts = 0
+        self.seen_ts = False
         self.seq: tuple[Any, int] | None = None  # (epoch key, last seq)
         self.turns: dict[str, Turn] = {}
         self.open_turn: dict[str, Turn] = {}
@@ -385,8 +389,9 @@ class Reconciler:
         ts = get("timestamp")
         if ts is None:
             ts = thread.max_ts
-        elif ts > thread.max_ts:
+        elif ts > thread.max_ts or not thread.seen_ts:
             thread.max_ts = ts
+            thread.seen_ts = True
         # Step 7: apply by type.
         apply(self, thread, data, cat, ts, line, changes)
         return tuple(changes)
@@ -733,8 +738,9 @@ class Reconciler:
             text = ""
         ts = message.get("timestamp")
         if type(ts) is int:
-            if ts > thread.max_ts:
+            if ts > thread.max_ts or not thread.seen_ts:
                 thread.max_ts = ts
+                thread.seen_ts = True
         else:
             ts = thread.max_ts
         turn_id = None

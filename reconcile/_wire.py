@@ -22,6 +22,7 @@ __all__ = [
     "is_blank",
     "is_id",
     "epoch_key",
+    "canonical_json",
     "check_agent_message",
     "parse_json_object",
     "STRING_FIELDS",
@@ -149,15 +150,50 @@ def epoch_key(epoch: Any) -> Any:
     """A hashable key that is equal for equal ``seqEpoch`` values.
 
     JSON values are compared as canonical JSON text, so ``1``, ``1.0`` and ``true``
-    are three different epochs (Python's ``==`` would say they are equal).
+    are three different epochs (Python's ``==`` would say they are equal), and two
+    objects with the same members in another order are the same epoch.
     """
-    if epoch is None or isinstance(epoch, str):
-        return epoch
-    try:
-        return ("json", json.dumps(epoch, sort_keys=True, allow_nan=True))
-    except (TypeError, ValueError, RecursionError):
-        # Not JSON at all (only possible from in-process callers): compare by repr.
-        return ("repr", repr(epoch))
+    if epoch is None or epoch.__class__ is str:
+        return epoch  # the usual case, and cheap
+    return ("json", canonical_json(epoch))
+
+
+def canonical_json(value: Any) -> str:
+    """Compact JSON text with sorted keys, for a value of any depth.
+
+    Written as a loop over an explicit stack, not with ``json.dumps``: a decoded
+    message can be nested deeper than Python's recursion limit allows ``json.dumps``
+    to go, and the engine must never raise. Values that are not JSON (only possible
+    from in-process callers) are written as their ``repr``.
+    """
+    parts: list[str] = []
+    stack: list[tuple[bool, Any]] = [(False, value)]
+    while stack:
+        literal, v = stack.pop()
+        if literal:
+            parts.append(v)
+        elif isinstance(v, dict):
+            items = sorted(v.items(), key=lambda kv: str(kv[0]))
+            _push_members(stack, "{", "}", [(json.dumps(str(k)) + ":", x) for k, x in items])
+        elif isinstance(v, (list, tuple)):
+            _push_members(stack, "[", "]", [("", x) for x in v])
+        else:
+            try:
+                parts.append(json.dumps(v))
+            except (TypeError, ValueError):
+                parts.append(f"repr:{v!r}")
+    return "".join(parts)
+
+
+def _push_members(stack: list, opening: str, closing: str, members: list) -> None:
+    # Pushed in reverse so they pop in order: opening, k1 v1 "," k2 v2 ..., closing.
+    stack.append((True, closing))
+    for index, (prefix, member) in enumerate(reversed(members)):
+        stack.append((False, member))
+        stack.append((True, prefix))
+        if index < len(members) - 1:
+            stack.append((True, ","))
+    stack.append((True, opening))
 
 
 def check_agent_message(data: dict[str, Any], kind: str) -> str | None:
@@ -207,7 +243,8 @@ def _check_slowly(data: dict[str, Any], kind: str) -> str | None:
             return "text needs a string content"
         origin = get("origin")
         if origin is not None and origin != "stream" and origin != "callback":
-            return f"origin must be 'stream' or 'callback', got {origin!r}"
+            shown = repr(origin[:40]) if isinstance(origin, str) else _type_name(origin)
+            return f"origin must be 'stream' or 'callback', got {shown}"
     elif kind == "system_info" and not isinstance(get("content"), str):
         return "system_info needs a string content"
     return None

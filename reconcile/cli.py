@@ -131,12 +131,24 @@ def replay_file(path: str) -> Reconciler:
 
 
 def dumps(document: Any, indent: bool = True) -> str:
-    """JSON text; orjson when it can, the standard library for what it cannot
-    (integers beyond 64 bits, which a trace may legally carry in toolInput)."""
+    """JSON text; orjson when it can, the standard library for what it cannot.
+
+    orjson refuses integers beyond 64 bits and values nested deeper than 255 levels,
+    and a trace may legally carry either in ``toolInput``. The fallback is compact
+    (the standard library's C encoder; its indenting encoder is pure Python and
+    recursive) and runs with a raised recursion limit, since decoded lines are at
+    most about 1,000 levels deep (the decoders' own limit).
+    """
     try:
         return orjson.dumps(document, option=orjson.OPT_INDENT_2 if indent else 0).decode()
     except TypeError:
-        return json.dumps(document, indent=2 if indent else None, ensure_ascii=False)
+        pass
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20_000))
+    try:
+        return json.dumps(document, ensure_ascii=False)
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def shorten(text: str, width: int) -> str:
