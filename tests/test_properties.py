@@ -380,9 +380,9 @@ def test_engine_matches_model_with_negative_timestamps(trace):
 
 
 def test_event_without_timestamp_takes_largest_negative_timestamp_seen():
-    """Engine bug (PROTOCOL section 2 step 5): the engine starts each thread's
+    """Regression (PROTOCOL section 2 step 5): the engine once started each thread's
     largest timestamp at 0, so after only negative timestamps an event without one
-    is placed at 0 instead of at the largest seen (-5), i.e. after later events."""
+    was placed at 0 instead of at the largest seen (-5), i.e. after later events."""
     r = fed(
         [
             gen.agent_message("a2a_handoff", "t1", "opus", content="A", timestamp=-5),

@@ -446,9 +446,9 @@ _DEEP_FIELDS = {
 
 @pytest.mark.parametrize("field", sorted(_DEEP_FIELDS))
 def test_deeply_nested_field_in_a_line_never_raises(field):
-    """Engine bug for origin and seqEpoch: a strict JSON line (1002 levels, which the
-    decoder accepts) makes receive_line raise RecursionError: the origin refusal's
-    detail does repr(origin), and epoch_key's repr fallback after json.dumps hits the
+    """Regression for origin and seqEpoch: a strict JSON line (1002 levels, which the
+    decoder accepts) once made receive_line raise RecursionError: the origin refusal's
+    detail did repr(origin), and epoch_key's repr fallback after json.dumps hit the
     recursion limit. An exception from receive is a bug (STYLE.md, Engine)."""
     line = (
         '{"event":"agent_message","data":{"threadId":"t1","catId":"opus",'
@@ -488,9 +488,9 @@ def test_nesting_beyond_the_decoder_limit_is_refused_not_raised(depth, big_numbe
 
 
 def test_cli_replay_json_never_raises_on_a_deep_tool_input(tmp_path):
-    """CLI bug: a tool_use whose toolInput is nested ~1000 levels is accepted by the
-    engine, but ``replay --json`` raises RecursionError: orjson refuses to *encode*
-    past 255 levels and the fallback, json.dumps(indent=2), recurses once per level.
+    """Regression: a tool_use whose toolInput is nested ~1000 levels is accepted by the
+    engine, but ``replay --json`` raised RecursionError: orjson refuses to *encode*
+    past 255 levels and the old fallback, json.dumps(indent=2), recursed once per level.
     ``main`` promises never to raise for bad input, and this input is not even bad."""
     line = (
         '{"event":"agent_message","data":{"type":"tool_use","threadId":"t1","catId":"opus",'
