@@ -85,8 +85,8 @@ class Bubble:
         "status",
         "message_id",
         "thinking",
-        "tools",
-        "blocks",
+        "_tools",
+        "_blocks",
         "error",
         "_parts",
         "_key",
@@ -101,7 +101,7 @@ class Bubble:
         origin: Origin,
         status: Status,
         text: str,
-        key: tuple[int, int],
+        key: tuple,
         message_id: str | None = None,
         error: str | None = None,
     ) -> None:
@@ -113,13 +113,43 @@ class Bubble:
         self.status = status
         self.message_id = message_id
         self.thinking = ""
-        self.tools: list[dict[str, Any]] = []
-        self.blocks: list[str] = []
+        # Most bubbles never get a tool or a block: the lists are made on first use,
+        # which saves two empty lists (112 bytes) per bubble.
+        self._tools: list[dict[str, Any]] | None = None
+        self._blocks: list[str] | None = None
         self.error = error
         # Text as a list of parts: appending a chunk is O(1), reading joins once.
         self._parts = [text]
-        # Ordering key (creating event's timestamp, creation number); never changes.
+        # Ordering key: (creating event's timestamp, creation number, ...), the very
+        # tuple stored in the thread's sorted list; it never changes.
         self._key = key
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        """Tool uses and results in arrival order (read-only; a copy if empty)."""
+        return self._tools if self._tools is not None else []
+
+    @property
+    def blocks(self) -> list[str]:
+        """Rich block ids, each once, in arrival order (read-only; a copy if empty)."""
+        return self._blocks if self._blocks is not None else []
+
+    def _add_tool(self, entry: dict[str, Any]) -> None:
+        if self._tools is None:
+            self._tools = [entry]
+        else:
+            self._tools.append(entry)
+
+    def _add_block(self, block_id: str) -> bool:
+        """Add a block id unless present; return whether it was added."""
+        # A bubble holds a handful of blocks: a list scan beats a set per bubble.
+        if self._blocks is None:
+            self._blocks = [block_id]
+        elif block_id in self._blocks:
+            return False
+        else:
+            self._blocks.append(block_id)
+        return True
 
     @property
     def text(self) -> str:
@@ -142,8 +172,8 @@ class Bubble:
             "status": str(self.status),
             "message_id": self.message_id,
             "thinking": self.thinking,
-            "tools": [dict(t) for t in self.tools],
-            "blocks": list(self.blocks),
+            "tools": [dict(t) for t in self._tools] if self._tools else [],
+            "blocks": list(self._blocks) if self._blocks else [],
             "error": self.error,
         }
 
