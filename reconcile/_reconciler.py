@@ -381,7 +381,9 @@ class Reconciler:
         # Step 4: seq.
         seq = get("seq")
         if seq is not None:
-            epoch = epoch_key(get("seqEpoch"))
+            epoch = get("seqEpoch")
+            if epoch is not None and epoch.__class__ is not str:
+                epoch = epoch_key(epoch)  # strings and null are their own key
             last = thread.seq
             if last is not None and last[0] == epoch:
                 if seq <= last[1]:
