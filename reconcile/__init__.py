@@ -28,7 +28,7 @@ from ._bubbles import (
 )
 from ._errors import LocalProtocolError, Reason, ReconcileError
 from ._events import AgentMessage, Event, History, OtherEvent, announce, callback, done, stream
-from ._reconciler import Reconciler, Stats, ThreadBubbles
+from ._reconciler import LogView, Reconciler, Stats, ThreadBubbles
 
 __version__ = "0.1.0"
 
@@ -36,6 +36,7 @@ __all__ = [
     # the engine
     "Reconciler",
     "ThreadBubbles",
+    "LogView",
     "Stats",
     # output
     "Bubble",

@@ -60,7 +60,7 @@ from ._wire import (
     parse_json_object,
 )
 
-__all__ = ["Reconciler", "Stats", "ThreadBubbles"]
+__all__ = ["Reconciler", "Stats", "ThreadBubbles", "LogView"]
 
 # Enum members as module constants: reading ``Status.DONE`` goes through the enum
 # metaclass (about 70 ns); a module global is a dictionary read (about 20 ns), and the
@@ -153,6 +153,36 @@ class ThreadBubbles(Sequence[Bubble]):
 
     def __repr__(self) -> str:
         return f"ThreadBubbles({list(self)!r})"
+
+
+class LogView(Sequence):
+    """A live, read-only view of one of the engine's logs (refusals or gaps).
+
+    Reading it copies nothing, so a UI may check ``len(engine.rejected)`` after every
+    event. It compares equal to any list or tuple with the same items.
+    Complexity: ``len`` and indexing O(1).
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: list) -> None:
+        self._items = items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self._items[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (LogView, list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LogView({self._items!r})"
 
 
 class Reconciler:
@@ -282,14 +312,14 @@ class Reconciler:
         return turn.id if turn is not None and not turn.closed else None
 
     @property
-    def rejected(self) -> tuple[Rejected, ...]:
-        """Every refusal so far, in line order."""
-        return tuple(self._rejected)
+    def rejected(self) -> LogView:
+        """Every refusal so far, in line order (a live view; O(1) to get)."""
+        return LogView(self._rejected)
 
     @property
-    def gaps(self) -> tuple[Gap, ...]:
-        """Every ``seq`` gap so far, in the order they were seen."""
-        return tuple(self._gaps)
+    def gaps(self) -> LogView:
+        """Every ``seq`` gap so far, in the order seen (a live view; O(1) to get)."""
+        return LogView(self._gaps)
 
     @property
     def stats(self) -> Stats:

@@ -3,7 +3,7 @@
 import reconcile
 
 EXPECTED = [
-    "Reconciler", "ThreadBubbles", "Stats",
+    "Reconciler", "ThreadBubbles", "LogView", "Stats",
     "Bubble", "Origin", "Status", "Change", "BubbleAdded", "BubbleUpdated", "Update",
     "Rejected", "Superseded", "Duplicate", "Gap",
     "Event", "AgentMessage", "History", "OtherEvent", "announce", "stream", "callback", "done",

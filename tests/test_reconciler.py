@@ -445,6 +445,18 @@ def test_misusing_the_api_raises():
         r.bubble("b1")
 
 
+def test_logs_are_live_views_that_copy_nothing():
+    r = Reconciler()
+    rejected, gaps = r.rejected, r.gaps
+    assert rejected == () and gaps == [] and len(rejected) == 0
+    r.receive_message(chunk("orphan"))
+    r.receive_message(announce("T1", seq=1))
+    r.receive_message(chunk("x", seq=3))
+    assert len(rejected) == 1 and rejected[0].reason is Reason.UNBOUND_EVENT
+    assert gaps == (Gap("t1", 1, 3),) and list(gaps)[0].line == 3
+    assert rejected != "not a log" and "LogView" in repr(gaps)
+
+
 def test_bubble_lookup_and_views():
     r, _ = feed([announce("T1"), chunk("x"), callback("y", "T2")])
     view = r.bubbles("t1")
