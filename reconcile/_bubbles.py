@@ -113,10 +113,11 @@ class Bubble:
         self.status = status
         self.message_id = message_id
         self.thinking = ""
-        # Most bubbles never get a tool or a block: the lists are made on first use,
-        # which saves two empty lists (112 bytes) per bubble.
+        # Most bubbles never get a tool or a block: both are made on first use, which
+        # saves two empty containers (112 bytes) per bubble. Blocks are a dict used as
+        # an ordered set: arrival order, and O(1) "each once" however many arrive.
         self._tools: list[dict[str, Any]] | None = None
-        self._blocks: list[str] | None = None
+        self._blocks: dict[str, None] | None = None
         self.error = error
         # Text as a list of parts: appending a chunk is O(1), reading joins once.
         self._parts = [text]
@@ -131,8 +132,8 @@ class Bubble:
 
     @property
     def blocks(self) -> list[str]:
-        """Rich block ids, each once, in arrival order (read-only; a copy if empty)."""
-        return self._blocks if self._blocks is not None else []
+        """Rich block ids, each once, in arrival order (a new list on each read)."""
+        return list(self._blocks) if self._blocks is not None else []
 
     def _add_tool(self, entry: dict[str, Any]) -> None:
         if self._tools is None:
@@ -141,14 +142,13 @@ class Bubble:
             self._tools.append(entry)
 
     def _add_block(self, block_id: str) -> bool:
-        """Add a block id unless present; return whether it was added."""
-        # A bubble holds a handful of blocks: a list scan beats a set per bubble.
+        """Add a block id unless present; return whether it was added. O(1)."""
         if self._blocks is None:
-            self._blocks = [block_id]
+            self._blocks = {block_id: None}
         elif block_id in self._blocks:
             return False
         else:
-            self._blocks.append(block_id)
+            self._blocks[block_id] = None
         return True
 
     @property

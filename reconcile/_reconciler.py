@@ -119,7 +119,8 @@ class _Thread:
         self.by_message_id: dict[str, Bubble] = {}
         self.posts: dict[tuple[str, str], Bubble] = {}
         self.stored: dict[str, Bubble] = {}
-        self.held_blocks: dict[str, list[str]] = {}
+        # Ordered sets (dicts): a server repeating a block adds nothing here either.
+        self.held_blocks: dict[str, dict[str, None]] = {}
 
     def turn(self, turn_id: str) -> Turn:
         turn = self.turns.get(turn_id)
@@ -216,7 +217,7 @@ class Reconciler:
     # ------------------------------------------------------------------ input
 
     def receive_line(self, line: bytes | str) -> tuple[Change, ...]:
-        """Feed one trace line (without its ``\\n``; a trailing one is tolerated).
+        """Feed one trace line, with or without its trailing ``\\n``.
 
         Args:
             line: the raw line, bytes or text.
@@ -276,12 +277,11 @@ class Reconciler:
         return self._dispatch(event.to_wire(), self._line)
 
     def feed(self, lines: Iterable[bytes | str]) -> int:
-        """Feed many trace lines, discarding the changes. Returns how many were fed."""
+        """Feed many trace lines (with or without their newline), discarding the
+        changes, e.g. ``engine.feed(open(path, "rb"))``. Returns how many were fed."""
         receive = self.receive_line
         count = 0
         for line in lines:
-            if line[-1:] in (b"\n", "\n"):
-                line = line[:-1]
             receive(line)
             count += 1
         return count
@@ -344,11 +344,11 @@ class Reconciler:
     # ------------------------------------------------------------------ dispatch
 
     def _dispatch(self, message: Any, line: int) -> tuple[Change, ...]:
-        if type(message) is not dict:
+        if not isinstance(message, dict):
             return self._reject(line, Reason.MALFORMED_LINE, "a line must be a JSON object")
         name = message.get("event")
         data = message.get("data")
-        if not isinstance(name, str) or type(data) is not dict:
+        if not isinstance(name, str) or not isinstance(data, dict):
             return self._reject(
                 line, Reason.MALFORMED_LINE, "needs a string 'event' and an object 'data'"
             )
@@ -440,10 +440,10 @@ class Reconciler:
     def _bind(self, thread: _Thread, data: dict[str, Any], agent: str) -> Turn | None:
         """Section 3: the turn a stream-side event belongs to, or ``None``."""
         turn_id = data.get("turnInvocationId")
-        if turn_id.__class__ is str and turn_id:
+        if turn_id and isinstance(turn_id, str):
             return thread.turn(turn_id)  # rule 1: named outright, known or not
         parent = data.get("invocationId")
-        if parent.__class__ is str and parent:
+        if parent and isinstance(parent, str):
             # Rule 2: the latest turn announced under this parent. No fall-through:
             # an unknown parent must not be guessed into the open turn.
             return thread.latest.get((agent, parent))
@@ -591,11 +591,9 @@ class Reconciler:
                 )
                 return
         message_id = data.get("messageId") or None
-        extra = data.get("extra")
-        explicit = type(extra) is dict and extra.get("isExplicitPost") is True
         self._place_callback(
-            thread, thread.turn(turn_id), cat, data["content"], message_id, explicit, ts, line,
-            changes,
+            thread, thread.turn(turn_id), cat, data["content"], message_id,
+            _is_explicit_post(data), ts, line, changes,
         )
 
     def _place_callback(
@@ -728,7 +726,7 @@ class Reconciler:
 
     def _rich_block(self, thread, data, payload, agent, ts, line, changes) -> None:
         block = payload.get("block")
-        block_id = block.get("id") if type(block) is dict else None
+        block_id = block.get("id") if isinstance(block, dict) else None
         if not isinstance(block_id, str):
             self._refuse(
                 line,
@@ -742,7 +740,7 @@ class Reconciler:
             bubble = thread.by_message_id.get(message_id)
             if bubble is None:
                 # The message has not arrived yet: hold the block for it.
-                thread.held_blocks.setdefault(message_id, []).append(block_id)
+                thread.held_blocks.setdefault(message_id, {})[block_id] = None
             else:
                 self._add_block(bubble, block_id, line, changes)
             return
@@ -757,7 +755,7 @@ class Reconciler:
     def _history(self, data: dict[str, Any], line: int) -> tuple[Change, ...]:
         thread_id = data.get("threadId")
         messages = data.get("messages")
-        if not isinstance(thread_id, str) or type(messages) is not list:
+        if not isinstance(thread_id, str) or not isinstance(messages, list):
             return self._reject(
                 line, Reason.MALFORMED_EVENT, "history needs a string threadId and a messages list"
             )
@@ -769,7 +767,7 @@ class Reconciler:
 
     def _stored_message(self, thread: _Thread, message: Any, line: int, changes) -> None:
         """Section 7: merge one stored message by exact identity."""
-        if type(message) is not dict:
+        if not isinstance(message, dict):
             return
         cat = message.get("catId")
         message_id = message.get("id")
@@ -787,8 +785,8 @@ class Reconciler:
             ts = thread.max_ts
         turn_id = None
         extra = message.get("extra")
-        stream = extra.get("stream") if type(extra) is dict else None
-        if type(stream) is dict and is_id(stream.get("invocationId")):
+        stream = extra.get("stream") if isinstance(extra, dict) else None
+        if isinstance(stream, dict) and is_id(stream.get("invocationId")):
             turn_id = stream["invocationId"]
         elif message_id.startswith("draft-") and len(message_id) > 6:
             turn_id = message_id[6:]
@@ -798,8 +796,11 @@ class Reconciler:
             if known is not None:
                 self._set_text(known, text, line, changes)
             elif turn_id is not None:
+                # A stored callback applies exactly as a live one, explicit posts included
+                # (section 4.3: an explicit post never becomes the primary bubble).
                 self._place_callback(
-                    thread, thread.turn(turn_id), cat, text, message_id, False, ts, line, changes
+                    thread, thread.turn(turn_id), cat, text, message_id,
+                    _is_explicit_post(message), ts, line, changes,
                 )
             else:
                 bubble = self._new_bubble(
@@ -900,6 +901,12 @@ class Reconciler:
         assert sorted(numbers) == list(range(1, self._created + 1))
         assert [r.line for r in self._rejected] == sorted(r.line for r in self._rejected)
         assert self._events <= self._line
+
+
+def _is_explicit_post(data: dict[str, Any]) -> bool:
+    """Section 4.3: ``extra.isExplicitPost`` is exactly ``true``."""
+    extra = data.get("extra")
+    return isinstance(extra, dict) and extra.get("isExplicitPost") is True
 
 
 # One function per agent_message type (section 2 step 7). A dict beats an if-chain.

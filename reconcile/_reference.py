@@ -269,7 +269,8 @@ class _Model:
             self.reject(line, "malformed_line", "object lacks a string event or an object data")
             return None
         if isinstance(item, (bytes, bytearray)):
-            if all(c in b" \t\r" for c in item):
+            # blank: spaces, tabs, \r (and \n: a line passed with its own terminator)
+            if all(c in b" \t\r\n" for c in item):
                 return "blank"
             try:
                 text = bytes(item).decode("utf-8")
@@ -277,7 +278,7 @@ class _Model:
                 self.reject(line, "malformed_line", "line is not valid UTF-8")
                 return None
         elif isinstance(item, str):
-            if all(c in " \t\r" for c in item):
+            if all(c in " \t\r\n" for c in item):
                 return "blank"
             text = item
         else:
@@ -488,7 +489,10 @@ class _Model:
                         break
                 else:
                     if t is not None:
-                        self.place_callback(h, t, content, mid, cat, ts, False)
+                        # applied exactly as a live callback, so 4.3 holds too
+                        extra = msg.get("extra")
+                        explicit = isinstance(extra, dict) and extra.get("isExplicitPost") is True
+                        self.place_callback(h, t, content, mid, cat, ts, explicit)
                     else:
                         self.new_bubble(h, cat, ts, "callback", "done", text=content,
                                         message_id=mid)

@@ -49,23 +49,28 @@ STRING_FIELDS = (
     "toolName",
 )
 
-_BLANK = b" \t\r"
-# Integers from 2**64 up have at least twenty digits, and orjson turns those into
-# floats. To find a run of twenty digits in a line (bytes), map every digit to "0"
-# and search for twenty zeros: two C loops, about 7x faster than the regex \d{20}.
-# For text (system_info payloads, short) the regex is faster: str.translate is not.
+_BLANK = b" \t\r\n"
+# orjson turns integers outside [-2**63, 2**64) into floats; those have at least
+# nineteen digits. To find a run of nineteen digits in a line (bytes), map every
+# digit to "0" and search for nineteen zeros: two C loops, about 7x faster than the
+# regex \d{19}. For text (system_info payloads, short) the regex is faster:
+# str.translate is not.
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_TWENTY_ZEROS = b"0" * 20
-_TWENTY_DIGITS = re.compile(r"\d{20}")
+_NINETEEN_ZEROS = b"0" * 19
+_NINETEEN_DIGITS = re.compile(r"\d{19}")
 
 
 def is_blank(line: bytes | str) -> bool:
-    """A line holding only spaces, tabs and carriage returns is skipped."""
+    """A line holding only spaces, tabs and carriage returns is skipped.
+
+    A trailing ``\\n`` (the line's own terminator, when a caller passes lines as a
+    file yields them) counts as blank too: a line can hold no other ``\\n``.
+    """
     first = line[:1]
     if first == b"{" or first == "{":
         return False  # the usual case, answered without copying the line
     if isinstance(line, str):
-        return not line.strip(" \t\r")
+        return not line.strip(" \t\r\n")
     return not line.strip(_BLANK)
 
 
@@ -127,12 +132,12 @@ def decode_json(raw: bytes | str) -> Any:
             raise WireError(message) from None
     else:
         if isinstance(raw, str):
-            if _TWENTY_DIGITS.search(raw) is None:
+            if _NINETEEN_DIGITS.search(raw) is None:
                 return value
-        elif _TWENTY_ZEROS not in raw.translate(_DIGITS_TO_ZERO):
+        elif _NINETEEN_ZEROS not in raw.translate(_DIGITS_TO_ZERO):
             return value
     # Rare path: a huge number somewhere. Decode exactly with the standard library.
-    if isinstance(raw, bytes):
+    if not isinstance(raw, str):  # bytes, bytearray
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -146,6 +151,8 @@ def parse_json_object(text: str) -> dict[str, Any] | None:
     Plain text and JSON arrays, numbers or strings all count as "not a JSON object",
     so only text starting with ``{`` is decoded at all.
     """
+    if text.__class__ is not str:
+        text = str(text)  # a str subclass from an in-process caller; orjson wants str
     if not text.lstrip(" \t\n\r").startswith("{"):
         return None
     try:
@@ -164,7 +171,12 @@ def epoch_key(epoch: Any) -> Any:
     """
     if epoch is None or epoch.__class__ is str:
         return epoch  # the usual case, and cheap
-    return ("json", canonical_json(epoch))
+    try:
+        return ("json", canonical_json(epoch))
+    except ValueError:
+        # A container that contains itself (only possible from in-process callers)
+        # has no JSON text; it equals only itself.
+        return ("object", id(epoch))
 
 
 def canonical_json(value: Any) -> str:
@@ -177,11 +189,16 @@ def canonical_json(value: Any) -> str:
     """
     parts: list[str] = []
     stack: list[tuple[bool, Any]] = [(False, value)]
+    budget = _CANONICAL_BUDGET
     while stack:
         literal, v = stack.pop()
         if literal:
             parts.append(v)
-        elif isinstance(v, dict):
+            continue
+        budget -= 1
+        if budget < 0:
+            raise ValueError("too large or cyclic to compare as JSON")
+        if isinstance(v, dict):
             items = sorted(v.items(), key=lambda kv: str(kv[0]))
             _push_members(stack, "{", "}", [(json.dumps(str(k)) + ":", x) for k, x in items])
         elif isinstance(v, (list, tuple)):
@@ -192,6 +209,10 @@ def canonical_json(value: Any) -> str:
             except (TypeError, ValueError):
                 parts.append(f"repr:{v!r}")
     return "".join(parts)
+
+
+#: Values a canonical_json call may visit; more means a cycle (or an absurd epoch).
+_CANONICAL_BUDGET = 1_000_000
 
 
 def _push_members(stack: list, opening: str, closing: str, members: list) -> None:

@@ -12,6 +12,7 @@ Exit status: 0 success, 1 ``check`` found refusals, 2 usage or input errors.
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import sys
 import time
@@ -130,7 +131,16 @@ def replay_file(path: str) -> Reconciler:
 # ---------------------------------------------------------------------- output
 
 
-def dumps(document: Any, indent: bool = True) -> str:
+def can_write_any_text(out: IO[str]) -> bool:
+    """Whether ``out`` encodes every character (UTF-8), or would fail on some."""
+    encoding = getattr(out, "encoding", None) or "utf-8"
+    try:
+        return codecs.lookup(encoding).name in ("utf-8", "utf-16", "utf-32")
+    except LookupError:
+        return False
+
+
+def dumps(document: Any, indent: bool = True, ascii_only: bool = False) -> str:
     """JSON text; orjson when it can, the standard library for what it cannot.
 
     orjson refuses integers beyond 64 bits and values nested deeper than 255 levels,
@@ -139,14 +149,16 @@ def dumps(document: Any, indent: bool = True) -> str:
     recursive) and runs with a raised recursion limit, since decoded lines are at
     most about 1,000 levels deep (the decoders' own limit).
     """
-    try:
-        return orjson.dumps(document, option=orjson.OPT_INDENT_2 if indent else 0).decode()
-    except TypeError:
-        pass
+    if not ascii_only:
+        try:
+            return orjson.dumps(document, option=orjson.OPT_INDENT_2 if indent else 0).decode()
+        except TypeError:
+            pass
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 20_000))
     try:
-        return json.dumps(document, ensure_ascii=False)
+        # ascii_only: \u escapes keep the document valid JSON on any terminal encoding.
+        return json.dumps(document, ensure_ascii=ascii_only)
     finally:
         sys.setrecursionlimit(limit)
 
@@ -197,7 +209,7 @@ def summary_line(reconciler: Reconciler) -> str:
 def run_replay(args: argparse.Namespace, out: IO[str]) -> int:
     reconciler = replay_file(args.trace)
     if args.json:
-        out.write(dumps(reconciler.to_dict()) + "\n")
+        out.write(dumps(reconciler.to_dict(), ascii_only=not can_write_any_text(out)) + "\n")
         return EXIT_OK
     for thread in reconciler.threads:
         bubbles = reconciler.bubbles(thread)
@@ -232,7 +244,12 @@ def run_check(args: argparse.Namespace, out: IO[str]) -> int:
 
 def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
     """Run the command line; returns the exit status (never raises for bad input)."""
-    out = out if out is not None else sys.stdout
+    if out is None:
+        out = sys.stdout
+        if not can_write_any_text(out) and hasattr(out, "reconfigure"):
+            # A terminal or pipe that is not UTF-8 (PYTHONIOENCODING=ascii, LANG=C on
+            # old systems): show what it cannot encode as "?" rather than crash.
+            out.reconfigure(errors="replace")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,22 @@ def test_replay_json_handles_integers_beyond_64_bits(tmp_path):
         "toolInput": {"n": 2**80}}}])
     status, out = call("replay", "--json", str(path))
     assert status == 0 and json.loads(out)["threads"]["t1"][0]["tools"][0]["input"] == {"n": 2**80}
+
+
+def test_output_on_a_terminal_that_is_not_utf8(tmp_path):
+    path = write_trace(tmp_path, [msg_handoff("héllo ✓")])
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    for argv in (["replay"], ["replay", "--json"]):
+        p = subprocess.run([sys.executable, "-m", "reconcile", *argv, str(path)],
+                           capture_output=True, env=env, cwd=ROOT)
+        assert p.returncode == 0 and b"Traceback" not in p.stderr, p.stderr
+    doc = json.loads(p.stdout)  # still valid JSON, with \u escapes
+    assert doc["threads"]["t1"][0]["text"] == "héllo ✓"
+
+
+def msg_handoff(text):
+    return {"event": "agent_message", "data": {"type": "a2a_handoff", "threadId": "t1",
+                                               "catId": "opus", "content": text}}
 
 
 def test_replay_reads_stdin():

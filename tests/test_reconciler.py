@@ -379,6 +379,18 @@ def test_history_callbacks_merge_by_message_id():
     assert bubbles(r)[2]["message_id"] == "m9"
 
 
+def test_a_stored_explicit_post_never_becomes_the_primary():
+    # Section 7 applies a stored callback "exactly as a callback"; section 4.3 says an
+    # explicit post never becomes or replaces the primary bubble.
+    turn = {"stream": {"invocationId": "T1"}}
+    r, _ = feed([announce("T1", timestamp=1), chunk("stream", timestamp=2),
+                 history([stored("m5", "explicit", origin="callback", timestamp=3,
+                                 extra={"isExplicitPost": True, **turn}),
+                          stored("m6", "final", origin="callback", timestamp=4, extra=turn)])])
+    assert [(b.origin.value, b.message_id, b.text) for b in r.bubbles("t1")] == [
+        ("callback", "m6", "final"), ("callback", "m5", "explicit")]
+
+
 def test_turnless_stored_messages_are_keyed_by_their_id():
     r, _ = feed([history([stored("x1", "v1")]), history([stored("x1", "v2"), stored("x2", "w")])])
     assert texts(r) == [(None, "stream", "done", "v2"), (None, "stream", "done", "w")]
@@ -408,6 +420,34 @@ def test_changes_describe_each_step():
     assert replaced.how is Update.REPLACED and replaced.bubble is added.bubble
     assert superseded == Superseded(7, "t1", "T1")
     assert r.stats.superseded == 1
+
+
+def test_lines_straight_from_a_file_keep_their_numbers(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps(announce("T1")) + "\n\n  \r\n" + json.dumps(chunk("x")) + "\n{bad\n")
+    r = Reconciler()
+    with open(path, "rb") as f:
+        assert r.feed(f) == 5
+    assert texts(r) == [("T1", "stream", "streaming", "x")]
+    assert reasons(r) == [(5, "malformed_line")]
+
+
+def test_in_process_subclasses_of_dict_and_str_are_accepted():
+    import collections
+
+    class Id(str):
+        pass
+
+    r = Reconciler()
+    r.receive_message(collections.OrderedDict(announce("T1")))
+    r.receive_message({"event": "agent_message", "data": collections.OrderedDict(
+        chunk("x", None, turnInvocationId=Id("T1"))["data"])})
+    assert r.rejected == () and texts(r) == [("T1", "stream", "streaming", "x")]
+
+
+def test_many_blocks_on_one_bubble_stay_unique_and_ordered():
+    r, _ = feed([announce("T1")] + [block(f"k{i % 500}", invocationId="P1") for i in range(2000)])
+    assert bubbles(r)[0]["blocks"] == [f"k{i}" for i in range(500)]
 
 
 def test_lines_count_blank_lines_and_messages():

@@ -48,6 +48,27 @@ def test_huge_integers_stay_exact_integers():
     assert decode_json(b'{"s": "12345678901234567890123"}') == {"s": "12345678901234567890123"}
 
 
+@pytest.mark.parametrize("number", [-(2**63) - 1, -(10**19) + 1, 2**64, -(2**70)])
+def test_integers_just_outside_64_bits_stay_integers(number):
+    # orjson turns these into floats without an error; they have 19 or more digits.
+    value = decode_json(f'{{"timestamp": {number}}}'.encode())["timestamp"]
+    assert type(value) is int and value == number
+    assert decode_json(f"[{number}]") == [number]
+
+
+def test_huge_number_path_takes_bytearray_too():
+    assert decode_json(bytearray(b'{"n": 123456789012345678901234}')) == {"n": 123456789012345678901234}
+
+
+def test_cyclic_epoch_from_an_in_process_caller_equals_only_itself():
+    loop: list = []
+    loop.append(loop)
+    assert epoch_key(loop) == epoch_key(loop)
+    other: list = []
+    other.append(other)
+    assert epoch_key(loop) != epoch_key(other)
+
+
 def test_huge_exponents_are_numbers_not_errors():
     assert decode_json(b"1e400") == float("inf")
 
@@ -62,7 +83,9 @@ def test_huge_number_path_still_refuses_bad_utf8_and_surrogates():
 
 
 @pytest.mark.parametrize("line,blank", [
-    (b"", True), (b"  \t\r", True), ("\t", True), (b" x ", False), (b"\n", False), ("\u00a0", False),
+    (b"", True), (b"  \t\r", True), ("\t", True), (b" x ", False), ("\u00a0", False),
+    # a line as a file yields it, with its own terminator
+    (b"\n", True), (" \r\n", True), (b"{}\n", False),
 ])
 def test_blank_lines_are_spaces_tabs_and_cr_only(line, blank):
     assert is_blank(line) is blank
