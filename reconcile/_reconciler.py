@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
-from sortedcontainers import SortedList
+from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from ._bubbles import (
     Bubble,
@@ -628,19 +628,21 @@ class Reconciler:
             if message_id is not None:
                 self._give_message_id(thread, bubble, message_id, line, changes)
             return
-        if not explicit and (message_id is None or message_id == bubble.message_id):
-            self._set_text(bubble, text, line, changes)  # a redelivery
-            return
+        if not explicit:
+            assert bubble is not None  # the turn is replaced, so it has its callback bubble
+            if message_id is None or message_id == bubble.message_id:
+                self._set_text(bubble, text, line, changes)  # a redelivery
+                return
         # A second post in the same turn (or an explicit post): its own bubble.
-        key = (turn.id, message_id) if message_id is not None else None
-        post = thread.posts.get(key) if key is not None else None
-        if post is not None:
-            self._set_text(post, text, line, changes)
-            return
+        if message_id is not None:
+            post = thread.posts.get((turn.id, message_id))
+            if post is not None:
+                self._set_text(post, text, line, changes)
+                return
         post = self._new_bubble(thread, cat, turn.id, _CALLBACK, _DONE, ts, text, message_id)
         changes.append(BubbleAdded(post, line))
-        if key is not None:
-            thread.posts[key] = post
+        if message_id is not None:
+            thread.posts[turn.id, message_id] = post
             self._give_message_id(thread, post, message_id, line, changes)
 
     def _tool(self, thread, data, cat, ts, line, changes) -> None:
@@ -825,13 +827,14 @@ class Reconciler:
         if turn_id is not None:
             turn = thread.turn(turn_id)
             if turn.step(_STORED) is _SET_TEXT:
-                bubble = turn.primary
-                if bubble is None:
-                    bubble = turn.primary = self._new_bubble(
+                primary = turn.primary
+                if primary is None:
+                    turn.primary = self._new_bubble(
                         thread, cat, turn_id, _STREAM, _DONE, ts, text
                     )
-                    changes.append(BubbleAdded(bubble, line))
+                    changes.append(BubbleAdded(turn.primary, line))
                 else:
+                    bubble = primary
                     self._set_text(bubble, text, line, changes)
                     if bubble.status is _STREAMING:
                         bubble.status = _DONE
@@ -871,7 +874,7 @@ class Reconciler:
                 numbers.append(number)
             assert not (in_thread & seen), "a bubble lives in one thread"
             seen |= in_thread
-            primaries = set()
+            primaries: set[str] = set()
             for turn_id, turn in thread.turns.items():
                 assert turn.id == turn_id
                 bubble = turn.primary

@@ -24,6 +24,10 @@ on the bubbles. Nothing else assigns ``Turn.state``.
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._bubbles import Bubble
 
 __all__ = ["TurnState", "TurnInput", "Action", "Turn", "TRANSITIONS"]
 
@@ -88,7 +92,7 @@ class Turn:
     def __init__(self, turn_id: str) -> None:
         self.id = turn_id
         self.state = TurnState.OPEN
-        self.primary = None
+        self.primary: Bubble | None = None
 
     def step(self, event: TurnInput) -> Action:
         """Apply one input; return what to do with the bubbles. Complexity: O(1)."""

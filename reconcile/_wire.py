@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -74,7 +74,7 @@ def is_blank(line: bytes | str) -> bool:
     return not line.strip(_BLANK)
 
 
-def is_id(value: object) -> bool:
+def is_id(value: object) -> TypeGuard[str]:
     """An id is a non-empty string; anything else counts as absent."""
     return isinstance(value, str) and value != ""
 
@@ -285,6 +285,7 @@ def _type_name(value: object) -> str:
         return "a boolean"
     if isinstance(value, (int, float)):
         return f"the number {value!r}"
-    return {dict: "an object", list: "an array", str: "a string"}.get(
-        type(value), type(value).__name__
-    )
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+_TYPE_NAMES: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
