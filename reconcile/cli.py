@@ -178,21 +178,27 @@ def describe_bubble(bubble: Bubble, width: int) -> list[str]:
         f"{bubble.status.value:<9}"
     )
     lines = [f"{head} {shorten(bubble.text, width)!s}" if bubble.text else f"{head} (no text)"]
-    details = []
-    if bubble.message_id:
-        details.append(f"message {bubble.message_id}")
-    if bubble.error:
-        details.append(f"error: {shorten(bubble.error, width // 2)}")
-    if bubble.thinking:
-        details.append(f"thinking: {shorten(bubble.thinking, width // 2)}")
-    if bubble.tools:
-        names = ", ".join(f"{t['kind']} {t.get('name')}" for t in bubble.tools)
-        details.append(f"tools: {shorten(names, width // 2)}")
-    if bubble.blocks:
-        details.append(f"blocks: {', '.join(bubble.blocks)}")
+    details = bubble_details(bubble, width // 2)
     if details:
         lines.append(" " * 9 + " · ".join(details))
     return lines
+
+
+def bubble_details(bubble: Bubble, width: int, with_error: bool = True) -> list[str]:
+    """The short notes shown under a bubble (``replay`` and ``watch`` share them)."""
+    details = []
+    if bubble.message_id:
+        details.append(f"message {bubble.message_id}")
+    if with_error and bubble.error:
+        details.append(f"error: {shorten(bubble.error, width)}")
+    if bubble.thinking:
+        details.append(f"thinking: {shorten(bubble.thinking, width)}")
+    if bubble.tools:
+        names = ", ".join(f"{t['kind']} {t.get('name')}" for t in bubble.tools)
+        details.append(f"tools: {shorten(names, width)}")
+    if bubble.blocks:
+        details.append(f"blocks: {', '.join(bubble.blocks)}")
+    return details
 
 
 def summary_line(reconciler: Reconciler) -> str:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from ._bubbles import Bubble, Origin, Status
-from .cli import EXIT_OK, UsageError, dumps, summary_line
+from .cli import EXIT_OK, UsageError, bubble_details, dumps, summary_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console, RenderableType
@@ -278,15 +278,7 @@ def _bubble_text(bubble: Bubble, limit: int | None) -> Any:
     if limit is not None and len(body) > limit:
         body = "…" + body[-(limit - 1):]
     text = Text(body) if body else Text("(no text)", style="dim italic")
-    details = []
-    if bubble.thinking:
-        details.append(f"thinking: {_short(bubble.thinking, 60)}")
-    if bubble.tools:
-        details.append("tools: " + ", ".join(f"{t['kind']} {t.get('name')}" for t in bubble.tools))
-    if bubble.blocks:
-        details.append("blocks: " + ", ".join(bubble.blocks))
-    if bubble.message_id:
-        details.append(f"message {bubble.message_id}")
+    details = bubble_details(bubble, 60, with_error=False)  # the error gets its own line
     if details:
         text.append("\n" + " · ".join(details), style="dim")
     if bubble.error:
@@ -294,9 +286,6 @@ def _bubble_text(bubble: Bubble, limit: int | None) -> Any:
     return text
 
 
-def _short(text: str, width: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def render_threads(
