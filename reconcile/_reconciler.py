@@ -236,12 +236,6 @@ class Reconciler:
             message = decode_json(line)
         except WireError as exc:
             return self._reject(self._line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}")
-        # The agent_message path of _dispatch, inlined (as in receive_message).
-        if message.__class__ is dict:
-            data = message.get("data")
-            if message.get("event") == "agent_message" and data.__class__ is dict:
-                self._events += 1
-                return self._agent_message(data, self._line)
         return self._dispatch(message, self._line)
 
     def receive_message(self, message: Any) -> tuple[Change, ...]:
@@ -251,16 +245,7 @@ class Reconciler:
         decoded. Anything that is not such a dict is refused as ``malformed_line``.
         """
         self._line += 1
-        line = self._line
-        # The body of _dispatch, inlined: this is the socket client's per-event path.
-        if message.__class__ is not dict:
-            return self._dispatch(message, line)
-        name = message.get("event")
-        data = message.get("data")
-        if name == "agent_message" and data.__class__ is dict:
-            self._events += 1
-            return self._agent_message(data, line)
-        return self._dispatch(message, line)
+        return self._dispatch(message, self._line)
 
     def receive(self, event: AgentMessage | History | OtherEvent) -> tuple[Change, ...]:
         """Feed one typed event (it takes the same path as its wire form).
@@ -344,6 +329,12 @@ class Reconciler:
     # ------------------------------------------------------------------ dispatch
 
     def _dispatch(self, message: Any, line: int) -> tuple[Change, ...]:
+        # Fast path first: decoded JSON (exact dicts) carrying an agent_message.
+        if message.__class__ is dict:
+            data = message.get("data")
+            if data.__class__ is dict and message.get("event") == "agent_message":
+                self._events += 1
+                return self._agent_message(data, line)
         if not isinstance(message, dict):
             return self._reject(line, Reason.MALFORMED_LINE, "a line must be a JSON object")
         name = message.get("event")
