@@ -216,11 +216,16 @@ class BubbleUpdated:
 
 @attrs.frozen
 class Rejected:
-    """An event was refused and changed nothing. ``line`` is its line number."""
+    """An event was refused and changed nothing. ``line`` is its line number.
+
+    ``thread`` is the event's thread when it named one as a string (``None`` for a
+    malformed line), so a client can tell which thread may have missed something.
+    """
 
     line: int
     reason: Reason
     detail: str
+    thread: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"line": self.line, "reason": str(self.reason), "detail": self.detail}

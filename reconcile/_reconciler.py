@@ -351,15 +351,19 @@ class Reconciler:
         self._ignored += 1
         return ()
 
-    def _reject(self, line: int, reason: Reason, detail: str) -> tuple[Change, ...]:
+    def _reject(
+        self, line: int, reason: Reason, detail: str, thread: Any = None
+    ) -> tuple[Change, ...]:
         """Refuse a whole event before it touched anything."""
         changes: list[Change] = []
-        self._refuse(line, reason, detail, changes)
+        self._refuse(line, reason, detail, changes, thread)
         return tuple(changes)
 
-    def _refuse(self, line: int, reason: Reason, detail: str, changes: list[Change]) -> None:
+    def _refuse(
+        self, line: int, reason: Reason, detail: str, changes: list[Change], thread: Any = None
+    ) -> None:
         """Record a refusal; the caller has changed (and will change) no bubble."""
-        rejected = Rejected(line, reason, detail)
+        rejected = Rejected(line, reason, detail, thread if isinstance(thread, str) else None)
         self._rejected.append(rejected)
         changes.append(rejected)
 
@@ -382,7 +386,8 @@ class Reconciler:
             and (cat.__class__ is str or isinstance(cat, str))
         ):
             return self._reject(
-                line, Reason.MALFORMED_EVENT, "type, threadId and catId must be strings"
+                line, Reason.MALFORMED_EVENT, "type, threadId and catId must be strings",
+                thread_id,
             )
         # Step 2: unknown types are ignored, for forward compatibility.
         apply = _APPLY.get(kind)
@@ -392,7 +397,7 @@ class Reconciler:
         # Step 3: field types.
         problem = check_agent_message(data, kind)
         if problem is not None:
-            return self._reject(line, Reason.MALFORMED_EVENT, problem)
+            return self._reject(line, Reason.MALFORMED_EVENT, problem, thread_id)
         # Step 6 is done here, before steps 4 and 5: nothing between them can refuse,
         # and a seq duplicate implies an earlier event already made the thread.
         thread = self._threads.get(thread_id)
@@ -443,8 +448,13 @@ class Reconciler:
             return None
         return turn
 
-    def _unbound(self, line: int, what: str, agent: str, changes: list[Change]) -> None:
-        self._refuse(line, Reason.UNBOUND_EVENT, f"{what} from {agent!r} binds to no turn", changes)
+    def _unbound(
+        self, thread: _Thread, line: int, what: str, agent: str, changes: list[Change]
+    ) -> None:
+        self._refuse(
+            line, Reason.UNBOUND_EVENT, f"{what} from {agent!r} binds to no turn", changes,
+            thread.id,
+        )
 
     # ------------------------------------------------------------------ bubbles
 
@@ -544,7 +554,7 @@ class Reconciler:
             return
         turn = self._bind(thread, data, cat)
         if turn is None:
-            self._unbound(line, "stream text", cat, changes)
+            self._unbound(thread, line, "stream text", cat, changes)
             return
         action = turn.step(_STREAM_TEXT)
         if action is _APPEND:
@@ -567,6 +577,7 @@ class Reconciler:
                 Reason.STREAM_AFTER_DONE,
                 f"turn {turn.id!r} is closed; stream text after done is not appended",
                 changes,
+                thread.id,
             )
 
     def _callback(self, thread, data, cat, ts, line, changes) -> None:
@@ -579,6 +590,7 @@ class Reconciler:
                     Reason.CALLBACK_WITHOUT_INVOCATION,
                     f"callback from {cat!r} carries no turn id; it is never guessed",
                     changes,
+                    thread.id,
                 )
                 return
         message_id = data.get("messageId") or None
@@ -639,7 +651,7 @@ class Reconciler:
     def _tool(self, thread, data, cat, ts, line, changes) -> None:
         turn = self._bind(thread, data, cat)
         if turn is None:
-            self._unbound(line, data["type"], cat, changes)
+            self._unbound(thread, line, data["type"], cat, changes)
             return
         bubble = self._primary(thread, turn, cat, ts, line, changes)
         if data["type"] == "tool_use":
@@ -692,7 +704,8 @@ class Reconciler:
         turn_id = payload.get("invocationId")
         if not is_id(turn_id):
             self._refuse(
-                line, Reason.MALFORMED_EVENT, "invocation_created needs an invocationId", changes
+                line, Reason.MALFORMED_EVENT, "invocation_created needs an invocationId", changes,
+                thread.id,
             )
             return
         turn = thread.turn(turn_id)
@@ -708,7 +721,7 @@ class Reconciler:
     def _thinking(self, thread, data, payload, agent, ts, line, changes) -> None:
         turn = self._bind(thread, data, agent)
         if turn is None:
-            self._unbound(line, "thinking", agent, changes)
+            self._unbound(thread, line, "thinking", agent, changes)
             return
         text = payload.get("text")
         if not isinstance(text, str):
@@ -726,6 +739,7 @@ class Reconciler:
                 Reason.MALFORMED_EVENT,
                 "rich_block needs a block object with a string id",
                 changes,
+                thread.id,
             )
             return
         message_id = payload.get("messageId")
@@ -739,7 +753,7 @@ class Reconciler:
             return
         turn = self._bind(thread, data, agent)
         if turn is None:
-            self._unbound(line, "rich_block", agent, changes)
+            self._unbound(thread, line, "rich_block", agent, changes)
             return
         self._add_block(self._primary(thread, turn, agent, ts, line, changes), block_id, line, changes)
 
@@ -750,7 +764,8 @@ class Reconciler:
         messages = data.get("messages")
         if not isinstance(thread_id, str) or not isinstance(messages, list):
             return self._reject(
-                line, Reason.MALFORMED_EVENT, "history needs a string threadId and a messages list"
+                line, Reason.MALFORMED_EVENT, "history needs a string threadId and a messages list",
+                thread_id,
             )
         thread = self._thread(thread_id)
         changes: list[Change] = []

@@ -487,16 +487,13 @@ class ChatClient:
                 log.exception("on_event callback failed")
         changes = self.reconciler.receive_message(message)
         self._last_event = time.monotonic()
-        data = message.get("data")
-        thread = data.get("threadId") if isinstance(data, dict) else None
         for change in changes:
             if isinstance(change, Gap):
                 self._suspect(change.thread)
                 self._request_sync(change.thread, "gap")
             elif isinstance(change, Rejected) and change.reason in _SUSPECT_REASONS:
-                # Rejected carries no thread: take it from the event just applied.
-                if isinstance(thread, str):
-                    self._suspect(thread)
+                if change.thread is not None:
+                    self._suspect(change.thread)
             for hook in self._change_hooks:
                 try:
                     hook(change)

@@ -516,3 +516,14 @@ def test_a_long_stream_appends_without_recopying():
     assert b.text == "0123456789" * 1000 and len(b._parts) == 1
     r.receive_message(chunk("!"))
     assert b.text.endswith("9!")
+
+
+def test_refusals_name_their_thread_when_the_event_did():
+    r, _ = feed([chunk("orphan", thread="t2"), msg("text", thread="t3", content=5),
+                 {"event": "history", "data": {"threadId": "t4"}},
+                 {"event": "agent_message", "data": {"type": "text", "threadId": 7, "catId": "x"}}])
+    r.receive_line(b"{bad")
+    assert [(x.reason.value, x.thread) for x in r.rejected] == [
+        ("unbound_event", "t2"), ("malformed_event", "t3"), ("malformed_event", "t4"),
+        ("malformed_event", None), ("malformed_line", None)]
+    assert "thread" not in r.rejected[0].to_dict(), "the section 9 document is unchanged"
