@@ -129,6 +129,10 @@ def decode_json(raw: bytes | str) -> Any:
         message = str(exc)
         # orjson refuses numbers that overflow a double; strict JSON does not.
         if "number" not in message:
+            if "UTF-8" in message:
+                # orjson says "str is not valid UTF-8: surrogates not allowed" for
+                # any bad byte; say what a person needs to know.
+                message = "the line is not valid UTF-8"
             raise WireError(message) from None
     else:
         if isinstance(raw, str):
