@@ -517,6 +517,10 @@ class Reconciler:
 
     def _close(self, turn: Turn, line: int, changes: list[Change]) -> None:
         turn.step(_CLOSE)
+        self._stop_streaming(turn, line, changes)
+
+    def _stop_streaming(self, turn: Turn, line: int, changes: list[Change]) -> None:
+        """A turn that closed no longer streams: its primary goes streaming -> done."""
         bubble = turn.primary
         if bubble is not None and bubble.status is _STREAMING:
             bubble.status = _DONE
@@ -833,18 +837,14 @@ class Reconciler:
         if turn_id is not None:
             turn = thread.turn(turn_id)
             if turn.step(_STORED) is _SET_TEXT:
-                primary = turn.primary
-                if primary is None:
+                if turn.primary is None:
                     turn.primary = self._new_bubble(
                         thread, cat, turn_id, _STREAM, _DONE, ts, text
                     )
                     changes.append(BubbleAdded(turn.primary, line))
                 else:
-                    bubble = primary
-                    self._set_text(bubble, text, line, changes)
-                    if bubble.status is _STREAMING:
-                        bubble.status = _DONE
-                        changes.append(BubbleUpdated(bubble, Update.CLOSED, line))
+                    self._set_text(turn.primary, text, line, changes)
+                    self._stop_streaming(turn, line, changes)  # the table closed the turn
             return
 
         stored = thread.stored.get(message_id)
