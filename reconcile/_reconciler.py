@@ -712,15 +712,24 @@ class Reconciler:
                 thread.id,
             )
             return
+        self._open_turn(thread, turn_id, data.get("invocationId"), agent, line, changes)
+
+    def _open_turn(
+        self, thread: _Thread, turn_id: str, parent: Any, agent: str, line: int,
+        changes: list[Change],
+    ) -> Turn:
+        """Section 3, announcing: ``turn_id`` becomes the open turn of (thread, agent)
+        and the latest turn under ``parent``. Shared by ``invocation_created`` and by a
+        stored draft that names its parent (section 7, version 1.1)."""
         turn = thread.turn(turn_id)
         current = thread.open_turn.get(agent)
         if current is not None and current is not turn and not current.closed:
             self._close(current, line, changes)
         if not turn.closed:
             thread.open_turn[agent] = turn
-        parent = data.get("invocationId")
         if is_id(parent):
             thread.latest[agent, parent] = turn
+        return turn
 
     def _thinking(self, thread, data, payload, agent, ts, line, changes) -> None:
         turn = self._bind(thread, data, agent)
@@ -815,16 +824,28 @@ class Reconciler:
                     _is_explicit_post(message), ts, line, changes,
                 )
             else:
-                bubble = self._new_bubble(
-                    thread, cat, None, _CALLBACK, _DONE, ts, text, message_id
+                # Version 1.1: a stored callback without its turn is refused exactly as a
+                # live one is. Version 1 showed it as a bubble of its own, so a client
+                # that joined late showed the turn twice (stored stream + this).
+                self._refuse(
+                    line,
+                    Reason.CALLBACK_WITHOUT_INVOCATION,
+                    f"stored callback {message_id!r} from {cat!r} carries no turn id "
+                    "(extra.stream.invocationId); it is never guessed",
+                    changes,
+                    thread.id,
                 )
-                changes.append(BubbleAdded(bubble, line))
-                self._give_message_id(thread, bubble, message_id, line, changes)
             return
 
         if message.get("isDraft") is True or message_id.startswith("draft-"):
             # A draft only fills a gap; it never overwrites text seen live.
             if turn_id is not None:
+                if turn_id not in thread.turns and isinstance(stream, dict):
+                    parent = stream.get("parentInvocationId")
+                    if is_id(parent):
+                        # Version 1.1: a draft naming its parent announces its turn, so a
+                        # client that joined mid-turn binds the turn's later chunks.
+                        self._open_turn(thread, turn_id, parent, cat, line, changes)
                 turn = thread.turn(turn_id)
                 if turn.primary is None:
                     status = _DONE if turn.closed else _STREAMING

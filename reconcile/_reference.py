@@ -1,4 +1,4 @@
-"""A naive reference model of PROTOCOL v1: the oracle the engine is tested against.
+"""A naive reference model of PROTOCOL 1.1: the oracle the engine is tested against.
 
 Deliberately simple and slow: it recomputes everything from the full list of items
 on every call, with plain lists and linear scans, and shares no code with the engine
@@ -494,11 +494,18 @@ class _Model:
                         explicit = isinstance(extra, dict) and extra.get("isExplicitPost") is True
                         self.place_callback(h, t, content, mid, cat, ts, explicit)
                     else:
-                        self.new_bubble(h, cat, ts, "callback", "done", text=content,
-                                        message_id=mid)
+                        # 1.1: a stored callback without its turn is refused, one
+                        # refusal per message, with the history event's line
+                        self.reject(line, "callback_without_invocation",
+                                    "stored callback carries no turn id")
             elif msg.get("isDraft") is True or mid.startswith("draft-"):
                 if t is None:
                     continue
+                # 1.1: a draft whose turn H does not know yet, naming its parent,
+                # announces the turn under that parent first
+                parent = stream.get("parentInvocationId") if isinstance(stream, dict) else None
+                if self.find_turn(h, t) is None and _is_id(parent):
+                    self.announce(h, cat, t, parent)
                 turn = self.get_turn(h, t)
                 if self.primary(turn) is None:
                     b = self.primary_or_create(turn, cat, ts)

@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from reconcile import Duplicate, Reconciler, Rejected
+from reconcile import Duplicate, Reason, Reconciler, Rejected
 
 from . import strategies as gen
 from .model import replay
@@ -264,8 +264,8 @@ def test_refused_event_changes_no_bubble(trace):
     for event in trace:
         before, document = snapshot(r), r.to_dict()
         changes = r.receive_message(event)
-        if not any(isinstance(c, Rejected) for c in changes):
-            continue
+        if not any(isinstance(c, Rejected) for c in changes) or _is_page(event):
+            continue  # a history page is judged message by message: see below
         after = r.to_dict()
         assert snapshot(r) == before
         for thread, bubbles in after["threads"].items():
@@ -277,6 +277,43 @@ def test_refused_event_changes_no_bubble(trace):
         stats["events"] = document["stats"]["events"]
         assert stats == document["stats"]
     r._check()
+
+
+def _is_page(event: Any) -> bool:
+    return (
+        isinstance(event, dict)
+        and event.get("event") == "history"
+        and isinstance(event.get("data"), dict)
+        and isinstance(event["data"].get("messages"), list)
+        and isinstance(event["data"].get("threadId"), str)
+    )
+
+
+@gen.FAST
+@given(gen.traces(max_size=30))
+def test_refused_stored_message_changes_no_bubble(trace):
+    """Sections 7 and 8 (1.1): a history page is judged message by message. Fed one
+    message at a time, a refused stored message changes no bubble and adds exactly one
+    refusal, and the rest of the page still applies."""
+    for i, event in enumerate(trace):
+        if not _is_page(event):
+            continue
+        data = event["data"]
+        r = fed(trace[:i])
+        for message in data["messages"]:
+            before, document = snapshot(r), r.to_dict()
+            changes = r.receive_message({"event": "history", "data": {**data, "messages": [message]}})
+            refused = [c for c in changes if isinstance(c, Rejected)]
+            if not refused:
+                continue
+            assert len(refused) == 1 and refused[0].reason == Reason.CALLBACK_WITHOUT_INVOCATION
+            assert len(changes) == 1
+            assert snapshot(r) == before
+            after = r.to_dict()
+            for thread, bubbles in after["threads"].items():
+                assert bubbles == document["threads"].get(thread, [])
+            assert after["rejected"][:-1] == document["rejected"]
+        r._check()
 
 
 # ---------------------------------------------------------------------- vs model

@@ -374,9 +374,38 @@ def test_history_callbacks_merge_by_message_id():
                           stored("m0", "older", origin="callback", timestamp=1,
                                  extra={"stream": {"invocationId": "T0"}}),
                           stored("m9", "turnless", origin="callback")])])
-    assert texts(r) == [("T0", "callback", "done", "older"), ("T1", "callback", "done", "edited"),
-                        (None, "callback", "done", "turnless")]
-    assert bubbles(r)[2]["message_id"] == "m9"
+    assert texts(r) == [("T0", "callback", "done", "older"), ("T1", "callback", "done", "edited")]
+    # 1.1: the stored callback without its turn is refused, the rest of the page applies
+    assert [(x.line, x.reason.value) for x in r.rejected] == [(3, "callback_without_invocation")]
+
+
+def test_a_turnless_stored_callback_is_refused_once_per_message():
+    r, changes = feed([history([stored("m8", "a", origin="callback"), stored("x1", "kept"),
+                                stored("m9", "b", origin="callback")])])
+    assert [(x.line, x.reason.value) for x in r.rejected] == [
+        (1, "callback_without_invocation"), (1, "callback_without_invocation")]
+    assert texts(r) == [(None, "stream", "done", "kept")]
+
+
+def test_a_late_joiners_draft_naming_its_parent_binds_the_turns_chunks():
+    draft = stored("draft-T2", "so f", timestamp=10,
+                   extra={"stream": {"invocationId": "T2", "parentInvocationId": "P2"}})
+    r, _ = feed([history([{**draft, "isDraft": True}]),
+                 chunk("ar", parent="P2", timestamp=11), done(parent="P2")])
+    assert texts(r) == [("T2", "stream", "done", "so far")]
+    assert not r.rejected
+
+
+def test_a_draft_announces_only_a_turn_the_thread_does_not_know():
+    # T1 is known (announced under P1, closed by done): the draft must not reopen it
+    # nor move parent P9 onto it.
+    draft = stored("draft-T1", "old draft", extra={"stream": {"parentInvocationId": "P9"}})
+    r, _ = feed([announce("T1", parent="P1"), chunk("live"),
+                 done(), history([{**draft, "isDraft": True}]),
+                 chunk("stray", parent="P9")])
+    assert texts(r) == [("T1", "stream", "done", "live")]
+    assert [x.reason.value for x in r.rejected] == ["unbound_event"]
+    assert r.open_turn("t1", "opus") is None
 
 
 def test_a_stored_explicit_post_never_becomes_the_primary():
