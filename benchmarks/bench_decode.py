@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from reconcile.cli import replay_file
+from reconcile.cli._common import replay_file
 
 from . import workloads
 from ._harness import Figure, log, paired

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from reconcile.simulate import generate
+from reconcile.testing.simulate import generate
 
 SEED = 20260101
 THREAD = "main"

@@ -1,5 +1,5 @@
-"""The naive reference model (it lives in the package so ``simulate`` can use it)."""
+"""The naive reference model (it lives in ``reconcile.testing`` so ``simulate --expected`` can use it)."""
 
-from reconcile._reference import replay
+from reconcile.testing.reference import replay
 
 __all__ = ["replay"]

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.cli import main, shorten
+from reconcile.cli import main
+from reconcile.cli._common import shorten
 
 from .helpers import CONFORMANCE, announce, callback, chunk, done
 

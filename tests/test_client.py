@@ -38,6 +38,8 @@ pytest.importorskip("socketio")
 aiohttp = pytest.importorskip("aiohttp")
 
 from reconcile import Reconciler, cli
+from reconcile.cli import _common as cli_common
+from reconcile.cli import _live as client_cli
 from reconcile.client import ChatClient, fetch_history
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -419,7 +421,7 @@ def test_client_keeps_retrying_until_the_server_appears(tmp_path):
 def test_record_trace_replays_to_exactly_the_clients_bubbles(demo):
     """In process, across a forced disconnect: the trace replays to the same engine
     state as the client's (same bubble ids, refusals, gaps and counters)."""
-    from reconcile import client_cli
+
 
     server = demo()
     sink = io.StringIO()
@@ -487,7 +489,7 @@ def test_record_command_stops_cleanly_on_ctrl_c(demo, tmp_path):
         out, err = recorder.communicate(timeout=TIMEOUT)
         assert recorder.returncode == 0, err
         assert "recorded" in out and "2 threads" in out
-        replayed = cli.replay_file(str(trace))
+        replayed = cli_common.replay_file(str(trace))
         assert replayed.rejected == ()
         for thread in ("t1", "t2"):
             assert view(replayed, thread) == view(log, thread) == history[thread]
@@ -506,7 +508,7 @@ def test_record_and_watch_explain_a_missing_client_extra(monkeypatch, capsys, tm
         ["record", "--url", "http://127.0.0.1:9", "--thread", "t1", "-o", str(tmp_path / "x")],
         ["watch", "--url", "http://127.0.0.1:9", "--thread", "t1"],
     ):
-        assert cli.main(argv) == cli.EXIT_USAGE
+        assert cli.main(argv) == cli_common.EXIT_USAGE
         assert "pip install 'reconcile[client]'" in capsys.readouterr().err
 
 
@@ -528,7 +530,7 @@ def test_watch_screen_shows_the_final_bubbles(demo):
     status and final text."""
     from rich.console import Console
 
-    from reconcile import client_cli
+
 
     server = demo()
     console = Console(

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from reconcile import Reconciler
-from reconcile._reference import replay
+from reconcile.testing.reference import replay
 from reconcile.cli import main
-from reconcile.simulate import FEATURES, Shape, census, expected, generate
+from reconcile.testing.simulate import FEATURES, Shape, census, expected, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,7 +86,7 @@ def test_same_seed_same_lines_and_another_seed_other_lines():
 def test_same_seed_same_bytes_in_other_processes():
     # Another hash seed must not change a byte (no iteration over sets of strings).
     code = (
-        "import hashlib, sys; from reconcile.simulate import generate; "
+        "import hashlib, sys; from reconcile.testing.simulate import generate; "
         "sys.stdout.write(hashlib.sha256('\\n'.join(generate(9, turns=60, threads=3))"
         ".encode()).hexdigest())"
     )

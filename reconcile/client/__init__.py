@@ -67,9 +67,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-from ._bubbles import Bubble, Change, Gap, Rejected
-from ._errors import Reason
-from ._reconciler import Reconciler
+from reconcile import Bubble, Change, Gap, Reason, Reconciler, Rejected
 
 __all__ = ["ChatClient", "HistoryError", "fetch_history"]
 

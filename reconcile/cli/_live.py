@@ -1,4 +1,4 @@
-"""``reconcile record`` and ``reconcile watch``: the live client on the command line.
+"""What ``reconcile record`` and ``reconcile watch`` run: the live client on the command line.
 
 * ``record --url URL --thread ID -o FILE`` writes every event the client applies to
   its engine, one JSON line each (PROTOCOL section 1), flushed as it goes: every
@@ -24,69 +24,18 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from ._bubbles import Bubble, Origin, Status
-from .cli import EXIT_OK, UsageError, bubble_details, dumps, summary_line
+from reconcile import Bubble, Origin, Status
+
+from ._common import EXIT_OK, UsageError, bubble_details, dumps, summary_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console, RenderableType
 
-    from .client import ChatClient
+    from reconcile.client import ChatClient
 
-__all__ = ["add_parser", "fit_screen", "record", "render_screen", "render_threads", "watch"]
+__all__ = ["common_arguments", "fit_screen", "record", "render_screen", "render_threads", "run_record", "run_watch", "watch"]
 
 _INSTALL = "pip install 'reconcile[client]'"
-
-
-def add_parser(commands: Any, name: str, help_text: str) -> None:
-    """Add the ``record`` or ``watch`` subcommand to ``commands`` (argparse subparsers)."""
-    if name == "record":
-        parser = commands.add_parser(
-            name,
-            help=help_text,
-            description="Connect to a live chat server and write every event the client "
-            "applies (socket events and history pages, in order) to a trace file, one "
-            "JSON line each. `reconcile replay FILE` then shows exactly what the client "
-            "showed. Stop with Ctrl-C.",
-        )
-        _common_arguments(parser)
-        parser.add_argument(
-            "-o", "--output", required=True, metavar="FILE",
-            help="trace file to write (- for stdout)",
-        )
-        parser.set_defaults(run=run_record)
-    elif name == "watch":
-        parser = commands.add_parser(
-            name,
-            help=help_text,
-            description="Connect to a live chat server and show the threads' bubbles "
-            "(agent, status, text) updating live. Stop with Ctrl-C.",
-        )
-        _common_arguments(parser)
-        parser.add_argument(
-            "--refresh", type=float, default=8.0, help="screen refreshes per second (default 8)"
-        )
-        parser.set_defaults(run=run_watch)
-    else:
-        raise ValueError(f"reconcile.client_cli has no command {name!r}")
-
-
-def _common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", required=True, help="server base URL, e.g. http://127.0.0.1:8765")
-    parser.add_argument(
-        "--thread", required=True, action="append", metavar="ID",
-        help="thread to follow (repeat for several)",
-    )
-    parser.add_argument("--user", default="reconcile", help="user id for the handshake and history")
-    parser.add_argument(
-        "--history-limit", type=int, default=50, metavar="N", help="messages per history page"
-    )
-    parser.add_argument(
-        "--transport", choices=("polling", "websocket"),
-        help="force one socket.io transport (default: polling upgraded to websocket)",
-    )
-    parser.add_argument(
-        "--duration", type=float, metavar="SECONDS", help="stop after this many seconds"
-    )
 
 
 def _require_client(command: str) -> None:
@@ -100,7 +49,7 @@ def _require_client(command: str) -> None:
 
 
 def _client_from_args(args: argparse.Namespace) -> ChatClient:
-    from .client import ChatClient
+    from reconcile.client import ChatClient
 
     if not args.url.startswith(("http://", "https://")):
         raise UsageError(f"--url must start with http:// or https://, not {args.url!r}")

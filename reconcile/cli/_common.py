@@ -1,13 +1,4 @@
-"""The ``reconcile`` command: the only module that opens files and prints.
-
-Subcommands:
-
-* ``replay TRACE``: the bubbles a chat window would show, per thread, then refusals;
-  ``--json`` prints the PROTOCOL v1 section 9 document instead.
-* ``check TRACE``: validate a server's trace; exit 1 if any event was refused.
-
-Exit status: 0 success, 1 ``check`` found refusals, 2 usage or input errors.
-"""
+"""What the commands share: exit codes, usage errors, reading traces, printing."""
 
 from __future__ import annotations
 
@@ -21,9 +12,7 @@ from typing import IO, Any
 
 import orjson
 
-from . import __version__
-from ._bubbles import Bubble
-from ._reconciler import Reconciler
+from reconcile import Bubble, Reconciler, ReconcileError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -31,55 +20,8 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 PROGRESS_EVERY = 250_000
 
 
-class UsageError(Exception):
+class UsageError(ReconcileError):
     """A problem with the command line or its files: exit 2 with a one-line message."""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="reconcile",
-        description="Turn a multi-agent chat server's event trace into chat bubbles "
-        "(PROTOCOL v1: exact turn identity, no guessing).",
-    )
-    parser.add_argument("--version", action="version", version=f"reconcile {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    replay = commands.add_parser(
-        "replay", help="show the bubbles of a trace", description="Replay a JSON Lines trace "
-        "and show each thread's bubbles, then the refused events and a summary."
-    )
-    replay.add_argument("trace", metavar="TRACE", help="trace file (JSON Lines), or - for stdin")
-    replay.add_argument(
-        "--json", action="store_true", help="print the PROTOCOL section 9 JSON document"
-    )
-    replay.add_argument(
-        "--width", type=int, default=72, help="shorten bubble text to this many characters"
-    )
-    replay.set_defaults(run=run_replay)
-
-    check = commands.add_parser(
-        "check", help="validate a server's trace", description="Replay a trace and list "
-        "every refused event as LINE: REASON: detail. Exit 0 when clean, 1 otherwise."
-    )
-    check.add_argument("trace", metavar="TRACE", help="trace file (JSON Lines), or - for stdin")
-    check.set_defaults(run=run_check)
-
-    _add_optional_commands(commands)
-    return parser
-
-
-def _add_optional_commands(commands: Any) -> None:
-    """Subcommands that live in their own modules (imported lazily when run)."""
-    for name, module, help_text in (
-        ("simulate", "simulate", "write a seeded, realistic racy trace"),
-        ("record", "client", "record a live server's events to a trace file"),
-        ("watch", "client", "show a live thread's bubbles in the terminal"),
-    ):
-        try:
-            mod = __import__(f"reconcile.{module}_cli", fromlist=["add_parser"])
-        except ImportError:
-            continue
-        mod.add_parser(commands, name, help_text)
 
 
 # ---------------------------------------------------------------------- input
@@ -210,66 +152,3 @@ def summary_line(reconciler: Reconciler) -> str:
         f"{stats.duplicates} duplicates, {len(reconciler.gaps)} gaps "
         f"({stats.events} events, {stats.ignored} ignored)"
     )
-
-
-def run_replay(args: argparse.Namespace, out: IO[str]) -> int:
-    reconciler = replay_file(args.trace)
-    if args.json:
-        out.write(dumps(reconciler.to_dict(), ascii_only=not can_write_any_text(out)) + "\n")
-        return EXIT_OK
-    for thread in reconciler.threads:
-        bubbles = reconciler.bubbles(thread)
-        out.write(f"thread {thread} ({len(bubbles)} bubbles)\n")
-        for bubble in bubbles:
-            out.write("\n".join(describe_bubble(bubble, args.width)) + "\n")
-    if reconciler.gaps:
-        out.write("gaps (events that never arrived)\n")
-        for gap in reconciler.gaps:
-            out.write(f"  {gap.thread}: after seq {gap.after}, before seq {gap.before}\n")
-    if reconciler.rejected:
-        out.write(f"refused ({len(reconciler.rejected)})\n")
-        for rejected in reconciler.rejected:
-            out.write(f"  line {rejected.line}: {rejected.reason.value}: {rejected.detail}\n")
-    out.write(summary_line(reconciler) + "\n")
-    return EXIT_OK
-
-
-def run_check(args: argparse.Namespace, out: IO[str]) -> int:
-    reconciler = replay_file(args.trace)
-    for rejected in reconciler.rejected:
-        out.write(f"{rejected.line}: {rejected.reason.value}: {rejected.detail}\n")
-    refused = len(reconciler.rejected)
-    counts: dict[str, int] = {}
-    for rejected in reconciler.rejected:
-        counts[rejected.reason.value] = counts.get(rejected.reason.value, 0) + 1
-    by_reason = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
-    verdict = "clean" if not refused else f"{refused} refused ({by_reason})"
-    out.write(f"{reconciler.lines} lines, {reconciler.stats.events} events: {verdict}\n")
-    return EXIT_REFUSED if refused else EXIT_OK
-
-
-def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
-    """Run the command line; returns the exit status (never raises for bad input)."""
-    if out is None:
-        out = sys.stdout
-        if not can_write_any_text(out) and hasattr(out, "reconfigure"):
-            # A terminal or pipe that is not UTF-8 (PYTHONIOENCODING=ascii, LANG=C on
-            # old systems): show what it cannot encode as "?" rather than crash.
-            out.reconfigure(errors="replace")
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse prints its own usage message
-        return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
-    try:
-        return args.run(args, out)
-    except UsageError as exc:
-        print(f"reconcile: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("reconcile: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # `reconcile replay big.jsonl | head`: the reader left; that is not an error.
-        sys.stderr.close()
-        return EXIT_OK

@@ -781,7 +781,7 @@ def expected(lines: Iterable[str | bytes]) -> dict[str, Any]:
     It shares no code with the engine, so it is an oracle for generated traces.
     Complexity: O(events x bubbles); keep traces small (a few thousand lines).
     """
-    from ._reference import replay
+    from .reference import replay
 
     return replay(list(lines))
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from .cli import EXIT_OK, UsageError, dumps
-from .simulate import Shape, census, expected, generate
+if TYPE_CHECKING:  # pragma: no cover
+    from reconcile.testing.simulate import Shape
+
+from ._common import EXIT_OK, UsageError, dumps
 
 #: Traces with more turns than this show progress on a terminal.
 PROGRESS_TURNS = 2_000
@@ -25,17 +27,18 @@ PROGRESS_TURNS = 2_000
 SLOW_REFERENCE_LINES = 20_000
 
 
-def add_parser(commands: Any, name: str, help_text: str) -> None:
-    """Add the ``simulate`` subcommand to the CLI's subparsers."""
+HELP = "write a seeded, realistic racy trace"
+DESCRIPTION = (
+    "Generate a realistic racy trace (JSON Lines) from a seed: parallel agents, late and "
+    "early callbacks, redeliveries, seq duplicates and gaps, errors, cancels, tools, "
+    "thinking, rich blocks, background threads. Same seed, same bytes."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reconcile.testing.simulate import Shape
+
     defaults = Shape()
-    parser = commands.add_parser(
-        name,
-        help=help_text,
-        description="Generate a realistic racy trace (JSON Lines, PROTOCOL v1) from a seed: "
-        "parallel agents, late and early callbacks, redeliveries, seq duplicates and gaps, "
-        "errors, cancels, tools, thinking, rich blocks, background threads. Same seed, same "
-        "bytes.",
-    )
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     shape = parser.add_argument_group("shape")
     shape.add_argument("--turns", type=int, default=defaults.turns,
@@ -72,10 +75,11 @@ def add_parser(commands: Any, name: str, help_text: str) -> None:
     parser.add_argument("--census", action="store_true",
                         help="count the races and features in the trace (to stderr when the "
                         "trace goes to stdout)")
-    parser.set_defaults(run=run_simulate)
 
 
 def shape_from(args: argparse.Namespace) -> Shape:
+    from reconcile.testing.simulate import Shape
+
     fields = {f: getattr(args, f) for f in (
         "turns", "threads", "agents", "chunks", "parallel", "callbacks", "late", "seq",
         "dual_ids", "loss", "redeliver", "history", "faults", "start_ms", "id_prefix")}
@@ -87,7 +91,9 @@ def shape_from(args: argparse.Namespace) -> Shape:
     return shape
 
 
-def run_simulate(args: argparse.Namespace, out: IO[str]) -> int:
+def run(args: argparse.Namespace, out: IO[str]) -> int:
+    from reconcile.testing.simulate import census, expected, generate
+
     shape = shape_from(args)
     if args.expected == "-" and not args.output:
         raise UsageError("--expected - needs -o FILE (the trace already goes to stdout)")
