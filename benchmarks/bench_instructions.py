@@ -1,0 +1,197 @@
+"""Instruction counts: the hot path measured in a unit that repeats exactly.
+
+Wall-clock ratios on a shared 2-core machine swing 2-3x from run to run, so they
+cannot steer the work. ``valgrind --tool=cachegrind`` counts the instructions a
+program executes (``I refs``); with ``PYTHONHASHSEED=0`` the count repeats to the
+instruction for the same input, whatever else the machine is doing.
+
+Each figure is a ratio of two programs run under cachegrind side by side in one run:
+
+* **check / decode floor, per line**: ``python -m reconcile check TRACE`` against a
+  bare loop that reads the file and calls ``orjson.loads`` on each line. The per-line
+  cost is ``(I(2N lines) - I(N lines)) / N``, which cancels start-up exactly.
+* **engine / engine floor, per event**: events decoded in advance, then either fed to
+  ``Reconciler.receive_message`` or put through one dict lookup and one list append
+  each. Both programs decode the same lines first; a third program that only decodes
+  is subtracted from both.
+* **start-up**: ``reconcile check`` on a one-line trace against ``python -c "import
+  orjson"``.
+
+CPU time (``time.process_time`` in the same programs, outside valgrind) is printed
+beside each ratio for people; it is noisy, the instruction ratio is the figure.
+
+    python -m benchmarks.bench_instructions            # realistic trace, 20,000 lines
+    python -m benchmarks.bench_instructions --lines 5000 --trace FILE.jsonl
+
+The realistic trace is the simulator's, with the ``metadata`` object a real
+clowder-ai server puts on every stream event (lines of about 300-350 bytes). Pass
+``--trace`` to measure any capture instead (it is repeated to reach ``--lines``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from reconcile.testing.simulate import Shape, generate
+
+#: What a real clowder-ai server attaches to each stream-side agent_message (shape
+#: copied from a capture of the real server; the values do not matter to the engine).
+METADATA = {
+    "provider": "anthropic",
+    "model": "claude-opus-4-6",
+    "sessionId": "fake-session-5052ba49",
+}
+DECODE_FLOOR = """
+import sys, time, orjson
+loads = orjson.loads
+t = time.process_time()
+with open(sys.argv[1], "rb") as f:
+    for line in f:
+        loads(line)
+print(time.process_time() - t, file=sys.stderr)
+"""
+
+ENGINE = """
+import gc, sys, time, orjson
+from reconcile import Reconciler
+mode = sys.argv[2]
+with open(sys.argv[1], "rb") as f:
+    events = [orjson.loads(line) for line in f if line.strip()]
+gc.freeze()
+t = time.process_time()
+if mode == "engine":
+    receive = Reconciler().receive_message
+    for event in events:
+        receive(event)
+elif mode == "floor":
+    groups = {}
+    for event in events:
+        groups.setdefault(event["event"], []).append(event)
+print(time.process_time() - t, file=sys.stderr)
+"""
+
+START = "import orjson"
+
+
+def realistic_trace(lines: int, path: Path, source: Path | None = None) -> int:
+    """Write ``lines`` trace lines to ``path``; return the mean line length in bytes."""
+    if source is not None:
+        base = [line for line in source.read_bytes().splitlines() if line.strip()]
+        out = (base * (lines // len(base) + 1))[:lines]
+    else:
+        out = []
+        turns = 200
+        while len(out) < lines:
+            out = []
+            for raw in generate(7, Shape(turns=turns, threads=3, agents=3)):
+                message = json.loads(raw)
+                data = message.get("data")
+                if isinstance(data, dict) and data.get("origin") != "callback":
+                    data["metadata"] = METADATA
+                out.append(json.dumps(message, separators=(",", ":")).encode())
+            turns *= 2
+        out = out[:lines]
+    path.write_bytes(b"\n".join(out) + b"\n")
+    return sum(map(len, out)) // len(out)
+
+
+def instructions(argv: list[str]) -> tuple[int, float]:
+    """Run ``argv`` under cachegrind; return (I refs, CPU seconds it printed or 0)."""
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    with tempfile.NamedTemporaryFile(suffix=".out") as out:
+        proc = subprocess.run(
+            ["valgrind", "--tool=cachegrind", "--cache-sim=no",
+             f"--cachegrind-out-file={out.name}", *argv],
+            capture_output=True, text=True, env=env, check=False,
+        )
+    match = re.search(r"I\s+refs:\s+([\d,]+)", proc.stderr)
+    if match is None:
+        raise RuntimeError(f"no I refs from cachegrind for {argv}:\n{proc.stderr[-2000:]}")
+    return int(match.group(1).replace(",", "")), 0.0
+
+
+def cpu_seconds(argv: list[str]) -> float:
+    """CPU time the program reports for its measured loop (outside valgrind)."""
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False,
+                          env=dict(os.environ, PYTHONHASHSEED="0"))
+    try:
+        return float(proc.stderr.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lines", type=int, default=20_000, help="N (the runs use N and 2N)")
+    parser.add_argument("--trace", type=Path, help="measure this capture (repeated) instead")
+    args = parser.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    py = sys.executable
+    n = args.lines
+    with tempfile.TemporaryDirectory() as tmp:
+        small, big, one = Path(tmp, "n.jsonl"), Path(tmp, "2n.jsonl"), Path(tmp, "1.jsonl")
+        width = realistic_trace(n, small, args.trace)
+        realistic_trace(2 * n, big, args.trace)
+        realistic_trace(1, one, args.trace)
+        floor_py, engine_py = Path(tmp, "floor.py"), Path(tmp, "engine.py")
+        floor_py.write_text(DECODE_FLOOR)
+        engine_py.write_text(ENGINE)
+
+        rows = []
+        # check / decode floor, per line
+        check = [py, "-m", "reconcile", "check"]
+        c1, _ = instructions([*check, str(small)])
+        c2, _ = instructions([*check, str(big)])
+        d1, _ = instructions([py, str(floor_py), str(small)])
+        d2, _ = instructions([py, str(floor_py), str(big)])
+        per_check, per_decode = (c2 - c1) / n, (d2 - d1) / n
+        rows.append(("check per line", per_check, "decode floor per line", per_decode, 2.5))
+
+        # engine / engine floor, per event (decoding subtracted)
+        base, _ = instructions([py, str(engine_py), str(big), "none"])
+        eng, _ = instructions([py, str(engine_py), str(big), "engine"])
+        flo, _ = instructions([py, str(engine_py), str(big), "floor"])
+        per_engine, per_floor = (eng - base) / (2 * n), (flo - base) / (2 * n)
+        rows.append(("engine per event", per_engine, "engine floor per event", per_floor, 8.0))
+
+        # start-up
+        s_check, _ = instructions([*check, str(one)])
+        s_bare, _ = instructions([py, "-c", START])
+        rows.append(("check start-up", s_check, "python + import orjson", s_bare, 1.5))
+
+        cpu = {
+            "check per line": None,
+            "engine per event": (
+                cpu_seconds([py, str(engine_py), str(big), "engine"]) / (2 * n),
+                cpu_seconds([py, str(engine_py), str(big), "floor"]) / (2 * n),
+            ),
+        }
+
+    print(f"trace: {'capture ' + str(args.trace) if args.trace else 'simulator + metadata'}, "
+          f"N = {n:,} lines, mean {width} bytes per line; PYTHONHASHSEED=0")
+    print(f"| figure | instructions | floor | ratio | target | CPU (us) |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name, mine, floor_name, floor, target in rows:
+        ratio = mine / floor
+        verdict = "met" if ratio <= target else "MISSED"
+        extra = ""
+        times = cpu.get(name)
+        if times:
+            extra = f"{times[0] * 1e6:.2f} vs {times[1] * 1e6:.3f}"
+        print(f"| {name} / {floor_name} | {mine:,.0f} | {floor:,.0f} | {ratio:.2f}x | "
+              f"<= {target}x {verdict} | {extra} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
