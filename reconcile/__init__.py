@@ -1,8 +1,8 @@
 """reconcile: turn a multi-agent chat server's event stream into chat bubbles.
 
-Stream chunks and out-of-band callbacks are merged by exact turn identity (PROTOCOL
-v1), so a late callback replaces its own bubble and nothing is ever guessed. The
-engine is pure (no clock, no I/O); feed it lines, decoded dicts or typed events::
+Stream chunks and out-of-band callbacks are merged by exact turn identity (the protocol,
+version 1.1, in docs/protocol.md; "section N" in these docstrings means its section N), so a
+late callback replaces its own bubble and nothing is ever guessed. The engine is pure (no clock, no I/O); feed it lines, decoded dicts or typed events::
 
     from reconcile import Reconciler
     r = Reconciler()
