@@ -1,11 +1,14 @@
-"""Run every benchmark, print one table, write benchmarks/results/latest.json.
+"""Run every benchmark, print one table, write build/benchmarks/latest.json.
 
     python -m benchmarks.run                 # all figures, ~4 minutes on 2 cores
-    python -m benchmarks.run --plot          # and draw docs/scaling.png (matplotlib)
+    python -m benchmarks.run --plot          # and draw build/benchmarks/scaling.png
+    python -m benchmarks.run --update-docs   # and redraw the README's docs/scaling.png
     python -m benchmarks.run --quick         # a smoke run: small sizes, 2 repetitions
     python -m benchmarks.run --only peers,memory
 
 Progress goes to stderr; the table (Markdown) and the machine it ran on to stdout.
+Everything a run writes goes under build/ (ignored by git); only --update-docs changes a
+tracked file, the picture the README shows.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import bench_decode, bench_engine, bench_memory, bench_peers, bench_scaling
-from ._harness import REPEAT, RESULTS, Figure, machine, table
+from ._harness import REPEAT, RESULTS, ROOT, Figure, machine, table
 
 ALL = ("decode", "engine", "scaling", "peers", "memory")
 
@@ -30,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated subset of {', '.join(ALL)}")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes and 2 repetitions: checks the harness, not the targets")
-    parser.add_argument("--plot", action="store_true", help="draw docs/scaling.png")
+    parser.add_argument("--plot", action="store_true",
+                        help=f"draw {(RESULTS / 'scaling.png').relative_to(ROOT)} (matplotlib)")
+    parser.add_argument("--update-docs", action="store_true",
+                        help="also redraw docs/scaling.png, the picture the README shows "
+                             "(a tracked file: commit it with the README's table)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -88,10 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     missed = [f for f in figures if f.met is False]
     if missed:
         print("Missed: " + "; ".join(f"{f.label} ({f.verdict()})" for f in missed))
-    if args.plot:
-        from .plot import draw
+    if args.plot or args.update_docs:
+        from .plot import PNG, draw
 
-        print(f"Plot: {draw(results)}")
+        print(f"Plot: {draw(results, RESULTS / 'scaling.png')}")
+        if args.update_docs:
+            print(f"Plot for the README: {draw(results, PNG)}")
     return 0
 
 

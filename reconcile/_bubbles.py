@@ -35,12 +35,16 @@ __all__ = [
 
 
 class Origin(enum.StrEnum):
+    """Where a bubble's text comes from (the ``origin`` field of the output document)."""
+
     STREAM = "stream"  # grown from stream chunks (or a stored stream message)
     CALLBACK = "callback"  # a callback snapshot
     SYSTEM = "system"  # a system line: plain system_info, a2a_handoff, unbound error
 
 
 class Status(enum.StrEnum):
+    """A bubble's status: still streaming, finished, or ended by an error."""
+
     STREAMING = "streaming"
     DONE = "done"
     ERROR = "error"

@@ -42,3 +42,25 @@ def test_embedding_example_runs_and_prints_bubbles():
     lines = out.getvalue().splitlines()
     assert len(lines) == 3
     assert "t-opus-a callback done Two ids travel under one name" in lines[0]
+
+
+def test_readme_activates_the_environment_right_after_the_setup_commands():
+    assert blocks("sh")[1].strip() == "source .venv/bin/activate"
+
+
+def test_readme_sample_output_is_what_replay_prints():
+    import subprocess
+    import sys
+
+    sample = blocks("text")[0]
+    printed = subprocess.run(
+        [sys.executable, "-m", "reconcile", "replay", "examples/late_callback_race.jsonl"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+        env=dict(os.environ, COLUMNS="120", PYTHONIOENCODING="utf-8"),
+    ).stdout
+    assert printed == sample
+
+
+def test_readme_states_the_test_command_duration_and_python_versions():
+    assert "about 2 minutes" in README
+    assert "Python 3.11 to 3.13" in README
