@@ -29,6 +29,7 @@ from ._bubbles import (
 from ._errors import LocalProtocolError, Reason, ReconcileError
 from ._events import AgentMessage, Event, History, OtherEvent, announce, callback, done, stream
 from ._reconciler import LogView, Reconciler, Stats, ThreadBubbles
+from ._contract import CheckReport, RuleReport, ThreadCounts, check_lines
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,11 @@ __all__ = [
     "ThreadBubbles",
     "LogView",
     "Stats",
+    # the server contract (PROTOCOL section 10), what `reconcile check` runs
+    "check_lines",
+    "CheckReport",
+    "RuleReport",
+    "ThreadCounts",
     # output
     "Bubble",
     "Origin",
