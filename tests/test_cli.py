@@ -107,7 +107,18 @@ def test_replay_reads_stdin():
 
 def test_check_is_clean_on_a_good_trace():
     status, out, _ = run("check", str(EXAMPLE))
-    assert status == 0 and out.strip() == "35 lines, 35 events: clean"
+    # The example's stream events carry only the parent id: fine for a live client,
+    # an advisory for late joiners (PROTOCOL section 10 rule 3), exit 0 all the same.
+    assert status == 0
+    assert out.splitlines() == [
+        "rule 3 (advisory): 20 stream events without turnInvocationId (a late joiner "
+        "cannot bind them): lines 3, 6, 7, 8, 9, ...",
+        "35 lines, 35 events: clean; PROTOCOL section 10: advisory rule 3",
+    ]
+
+
+def test_check_strict_fails_on_advisories():
+    assert run("check", "--strict", str(EXAMPLE))[0] == 1
 
 
 def test_check_lists_every_callback_without_turn_id(tmp_path):
@@ -118,9 +129,12 @@ def test_check_lists_every_callback_without_turn_id(tmp_path):
     status, out, _ = run("check", str(write_trace(tmp_path, events)))
     lines = out.strip().splitlines()
     assert status == 1
-    assert lines[:-1] == [f"{n}: callback_without_invocation: callback from 'opus' carries no "
-                          "turn id; it is never guessed" for n in range(4, 9)]
-    assert lines[-1] == "11 lines, 11 events: 5 refused (5 callback_without_invocation)"
+    assert lines[:5] == [f"{n}: callback_without_invocation: callback from 'opus' carries no "
+                         "turn id; it is never guessed" for n in range(4, 9)]
+    assert lines[5] == "rule 1 (refused): 5 live callbacks without a turn id: lines 4, 5, 6, 7, 8"
+    assert lines[6].startswith("rule 3 (advisory): 3 stream events without turnInvocationId")
+    assert lines[-1] == ("11 lines, 11 events: 5 refused (5 callback_without_invocation); "
+                         "PROTOCOL section 10: breaks rule 1; advisory rule 3")
 
 
 def test_check_reports_malformed_lines(tmp_path):
