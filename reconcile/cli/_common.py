@@ -81,7 +81,7 @@ def read_trace(path: str, consume: Callable[[Iterable[bytes]], T]) -> T:
     except ValueError as exc:
         # The engine refuses bad lines as values; this is a safety net (for instance
         # an integer too long for Python to convert) so the user gets one line.
-        raise UsageError(f"cannot check {path}: {exc}") from None
+        raise UsageError(f"{path}: a line the engine could not read: {exc}") from None
     finally:
         if stream is not getattr(sys.stdin, "buffer", None):
             stream.close()
