@@ -265,3 +265,33 @@ def test_json_output_survives_integers_beyond_the_conversion_limit():
     text = dumps({"n": 10 ** 5000, "deep": [[[1]]]})
     assert text.startswith('{"n": 1000') and len(text) > 5000
     assert sys.get_int_max_str_digits() == limit  # restored
+
+
+# ---------------------------------------------------------------- start-up
+
+#: What `check` and `replay` must not load: the live client and its network stack,
+#: the terminal UI, and the simulator / reference model.
+HEAVY = ("asyncio", "ssl", "aiohttp", "socketio", "engineio", "rich", "reconcile.client",
+         "reconcile.cli._live", "reconcile.testing")
+
+
+@pytest.mark.parametrize("argv", [["check"], ["check", "--json"], ["replay"],
+                                  ["replay", "--json"]])
+def test_check_and_replay_load_no_client_ui_or_simulator(argv):
+    code = (
+        "import io, sys, reconcile.cli\n"
+        f"status = reconcile.cli.main({argv + [str(EXAMPLE)]!r}, out=io.StringIO())\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} "
+        f"or any(m == h or m.startswith(h + '.') for h in {HEAVY!r}))\n"
+        "print(status, heavy)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert p.stdout.strip() == "0 []", p.stdout + p.stderr
+
+
+def test_building_the_parser_loads_no_command_implementation():
+    code = ("import sys, reconcile.cli\nreconcile.cli.build_parser()\n"
+            f"print(sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') "
+            f"for h in {HEAVY!r})))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert p.stdout.strip() == "[]", p.stdout + p.stderr
