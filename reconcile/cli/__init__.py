@@ -9,7 +9,10 @@ Every command module defines ``HELP``, ``DESCRIPTION``, ``add_arguments(parser)`
 ``run(args, out) -> int``, and imports at module level only what building the parser
 needs: heavy imports (the client, the simulator, the terminal UI) happen in ``run``.
 
-Exit status: 0 success, 1 ``check`` found refusals, 2 usage or input errors.
+Exit status: 0 success; 1 ``check`` found refusals (or, with ``--strict``, a broken
+rule of PROTOCOL section 10, or the trace held no event); 2 usage, input or output
+errors (a missing file, closed standard input or output, a full disk). A reader that
+leaves early (``| head``) is not an error: the command keeps its own status.
 """
 
 from __future__ import annotations
