@@ -32,6 +32,7 @@ from ._errors import LocalProtocolError, Reason, ReconcileError
 from ._events import AgentMessage, History, OtherEvent, announce, callback, done, stream
 from ._events import Event as _Event
 from ._reconciler import LogView, Reconciler, Stats, ThreadBubbles
+from ._contract import CheckReport, RuleReport, ThreadCounts, check_lines
 
 # The two unions are bound here again, not only imported, so that the API reference (pdoc
 # reads a docstring beside an assignment in this module) can say what they are.
@@ -52,6 +53,11 @@ __all__ = [
     "ThreadBubbles",
     "LogView",
     "Stats",
+    # the server contract (PROTOCOL section 10), what `reconcile check` runs
+    "check_lines",
+    "CheckReport",
+    "RuleReport",
+    "ThreadCounts",
     # output
     "Bubble",
     "Origin",

@@ -107,7 +107,18 @@ def test_replay_reads_stdin():
 
 def test_check_is_clean_on_a_good_trace():
     status, out, _ = run("check", str(EXAMPLE))
-    assert status == 0 and out.strip() == "35 lines, 35 events: clean"
+    # The example's stream events carry only the parent id: fine for a live client,
+    # an advisory for late joiners (PROTOCOL section 10 rule 3), exit 0 all the same.
+    assert status == 0
+    assert out.splitlines() == [
+        "rule 3 (advisory): 20 stream events without turnInvocationId (a late joiner "
+        "cannot bind them): lines 3, 6, 7, 8, 9, ...",
+        "35 lines, 35 events: clean; PROTOCOL section 10: advisory rule 3",
+    ]
+
+
+def test_check_strict_fails_on_advisories():
+    assert run("check", "--strict", str(EXAMPLE))[0] == 1
 
 
 def test_check_lists_every_callback_without_turn_id(tmp_path):
@@ -118,9 +129,12 @@ def test_check_lists_every_callback_without_turn_id(tmp_path):
     status, out, _ = run("check", str(write_trace(tmp_path, events)))
     lines = out.strip().splitlines()
     assert status == 1
-    assert lines[:-1] == [f"{n}: callback_without_invocation: callback from 'opus' carries no "
-                          "turn id; it is never guessed" for n in range(4, 9)]
-    assert lines[-1] == "11 lines, 11 events: 5 refused (5 callback_without_invocation)"
+    assert lines[:5] == [f"{n}: callback_without_invocation: callback from 'opus' carries no "
+                         "turn id; it is never guessed" for n in range(4, 9)]
+    assert lines[5] == "rule 1 (refused): 5 live callbacks without a turn id: lines 4, 5, 6, 7, 8"
+    assert lines[6].startswith("rule 3 (advisory): 3 stream events without turnInvocationId")
+    assert lines[-1] == ("11 lines, 11 events: 5 refused (5 callback_without_invocation); "
+                         "PROTOCOL section 10: breaks rule 1; advisory rule 3")
 
 
 def test_check_reports_malformed_lines(tmp_path):
@@ -171,3 +185,113 @@ def test_output_to_a_closed_pipe_is_not_an_error(tmp_path):
     p = subprocess.run(f"{sys.executable} -m reconcile replay {big} | head -1", shell=True,
                        capture_output=True, text=True, cwd=ROOT)
     assert p.stdout.startswith("thread t1") and "Traceback" not in p.stderr
+
+
+# ---------------------------------------------------------------- hostile surroundings
+
+
+def shell(command: str):
+    """Run a shell command line (for redirections a list of arguments cannot say)."""
+    p = subprocess.run(["/bin/bash", "-c", command], capture_output=True, cwd=ROOT)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+RECONCILE = f"{sys.executable} -m reconcile"
+COMMANDS = [f"replay {EXAMPLE}", f"replay --json {EXAMPLE}", f"check {EXAMPLE}",
+            "simulate --turns 5"]
+
+
+def test_closed_stdin_is_a_message_not_a_traceback():
+    status, out, err = shell(f"{RECONCILE} replay - <&-")
+    assert status == 2 and out == ""
+    assert err == "reconcile: error: standard input is closed; give a trace file instead of -\n"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_closed_stdout_is_a_message_not_a_traceback(command):
+    status, _, err = shell(f"{RECONCILE} {command} >&-")
+    assert status == 2
+    assert err == "reconcile: standard output is closed; nothing could be printed\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_full_disk_is_a_message_not_a_traceback(command):
+    status, _, err = shell(f"{RECONCILE} {command} > /dev/full")
+    assert status == 2
+    assert err == "reconcile: error: cannot write the output: No space left on device\n"
+
+
+def test_check_keeps_exit_1_when_the_reader_leaves_early(tmp_path):
+    events = [callback(f"final {i}", None, f"m{i}") for i in range(3000)]
+    path = write_trace(tmp_path, events)
+    status, out, err = shell(f"{RECONCILE} check {path} | head -1; exit ${{PIPESTATUS[0]}}")
+    assert status == 1 and out.startswith("1: callback_without_invocation") and err == ""
+    status, _, err = shell(f"{RECONCILE} check --json {path} | head -1; exit ${{PIPESTATUS[0]}}")
+    assert status == 1 and err == ""
+    status, _, _ = shell(f"{RECONCILE} check {EXAMPLE} | head -1; exit ${{PIPESTATUS[0]}}")
+    assert status == 0
+
+
+def test_check_on_an_empty_trace_says_there_was_nothing_to_check(tmp_path):
+    # Exit 1: a check that saw no event vouches for nothing (a recorder pointed at the
+    # wrong server or user id writes exactly this), so it must not pass a CI gate.
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert call("check", str(empty)) == (1, "0 lines, 0 events: empty trace: nothing to check\n")
+    empty.write_bytes(b"\n  \n")
+    assert call("check", str(empty)) == (1, "2 lines, 0 events: empty trace: nothing to check\n")
+    status, out = call("check", "--json", str(empty))
+    assert status == 1 and json.loads(out)["verdict"] == "empty"
+
+
+def test_an_integer_of_5000_digits_is_never_a_traceback(tmp_path):
+    path = tmp_path / "big.jsonl"
+    path.write_text(json.dumps(announce("T1")) + "\n" + json.dumps(chunk("x"))[:-2]
+                    + ', "timestamp": ' + "9" * 5000 + "}}\n", encoding="utf-8")
+    for argv in (["check", str(path)], ["check", "--json", str(path)], ["replay", str(path)],
+                 ["replay", "--json", str(path)]):
+        status, out, err = run(*argv)
+        assert "Traceback" not in err, argv
+        # Today the engine lets Python's conversion limit escape and the CLI words it;
+        # once the engine refuses such a line, check exits 1 and replay 0.
+        assert status in (0, 1, 2) and (status != 2 or "could not read" in err), (argv, err)
+
+
+def test_json_output_survives_integers_beyond_the_conversion_limit():
+    from reconcile.cli._common import dumps
+
+    limit = sys.get_int_max_str_digits()
+    text = dumps({"n": 10 ** 5000, "deep": [[[1]]]})
+    assert text.startswith('{"n": 1000') and len(text) > 5000
+    assert sys.get_int_max_str_digits() == limit  # restored
+
+
+# ---------------------------------------------------------------- start-up
+
+#: What `check` and `replay` must not load: the live client and its network stack,
+#: the terminal UI, and the simulator / reference model.
+HEAVY = ("asyncio", "ssl", "aiohttp", "socketio", "engineio", "rich", "reconcile.client",
+         "reconcile.cli._live", "reconcile.testing")
+
+
+@pytest.mark.parametrize("argv", [["check"], ["check", "--json"], ["replay"],
+                                  ["replay", "--json"]])
+def test_check_and_replay_load_no_client_ui_or_simulator(argv):
+    code = (
+        "import io, sys, reconcile.cli\n"
+        f"status = reconcile.cli.main({argv + [str(EXAMPLE)]!r}, out=io.StringIO())\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} "
+        f"or any(m == h or m.startswith(h + '.') for h in {HEAVY!r}))\n"
+        "print(status, heavy)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert p.stdout.strip() == "0 []", p.stdout + p.stderr
+
+
+def test_building_the_parser_loads_no_command_implementation():
+    code = ("import sys, reconcile.cli\nreconcile.cli.build_parser()\n"
+            f"print(sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') "
+            f"for h in {HEAVY!r})))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert p.stdout.strip() == "[]", p.stdout + p.stderr

@@ -17,7 +17,18 @@ from .helpers import CONFORMANCE, case_dirs, trace_lines, without_details
 from .model import replay
 
 CASES = case_dirs()
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "conformance"
+
+
+def _sync_tool():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    try:
+        import sync_conformance
+    finally:
+        sys.path.pop(0)
+    return sync_conformance
+
+
+SHARED = _sync_tool().SHARED
 
 
 def first_difference(expected: dict, got: dict) -> str | None:
@@ -52,12 +63,8 @@ def test_the_corpus_is_vendored():
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared is not beside the project")
 def test_vendored_corpus_is_in_sync_with_shared():
-    sys.path.insert(0, str(CONFORMANCE.parents[2] / "tools"))
-    try:
-        from sync_conformance import differences
-    finally:
-        sys.path.pop(0)
-    assert differences(SHARED, CONFORMANCE) == [], "run python tools/sync_conformance.py"
+    assert _sync_tool().differences(SHARED, CONFORMANCE) == [], (
+        "run python tools/sync_conformance.py")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

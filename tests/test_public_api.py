@@ -4,6 +4,7 @@ import reconcile
 
 EXPECTED = [
     "Reconciler", "ThreadBubbles", "LogView", "Stats",
+    "check_lines", "CheckReport", "RuleReport", "ThreadCounts",
     "Bubble", "Origin", "Status", "Change", "BubbleAdded", "BubbleUpdated", "Update",
     "Rejected", "Superseded", "Duplicate", "Gap",
     "Event", "AgentMessage", "History", "OtherEvent", "announce", "stream", "callback", "done",
@@ -31,7 +32,8 @@ def test_engine_core_imports_no_clock_randomness_io_or_logging():
     import ast
     from pathlib import Path
 
-    core = ["_wire.py", "_events.py", "_bubbles.py", "_turns.py", "_reconciler.py", "_errors.py"]
+    core = ["_wire.py", "_events.py", "_bubbles.py", "_turns.py", "_reconciler.py", "_errors.py",
+            "_contract.py"]
     forbidden = {"time", "random", "os", "logging", "asyncio", "socket", "io", "datetime", "sys"}
     pkg = Path(reconcile.__file__).parent
     for name in core:

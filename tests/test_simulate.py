@@ -4,6 +4,7 @@ traces contain every race the simulator promises."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -18,6 +19,7 @@ import pytest
 from reconcile import Reconciler
 from reconcile.testing.reference import replay
 from reconcile.cli import main
+from reconcile.testing import simulate
 from reconcile.testing.simulate import FEATURES, Shape, census, expected, generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,7 +158,92 @@ def test_simulate_piped_into_check_is_clean():
     check = subprocess.run([sys.executable, "-m", "reconcile", "check", "-"],
                            input=simulate.stdout, capture_output=True, cwd=ROOT, check=False)
     assert check.returncode == 0, check.stdout.decode()
-    assert check.stdout.decode().rstrip().endswith(": clean")
+    # Clean; the threads of an older server send only the parent id on stream events,
+    # which check reports as an advisory (PROTOCOL section 10 rule 3).
+    summary = check.stdout.decode().rstrip().splitlines()[-1]
+    assert ": clean" in summary and "refused" not in summary
+
+
+# ---------------------------------------------------------------- long traces stream
+
+
+def test_the_cli_help_defaults_are_the_shape_defaults():
+    from reconcile.cli.simulate import SHAPE_DEFAULTS
+
+    fields = {f: getattr(Shape(), f) for f in SHAPE_DEFAULTS}
+    assert SHAPE_DEFAULTS == fields
+    assert set(SHAPE_DEFAULTS) == {f.name for f in dataclasses.fields(Shape)} - {"thread_ids"}
+
+
+def test_a_trace_of_many_windows_is_a_valid_test_case(monkeypatch):
+    monkeypatch.setattr(simulate, "WINDOW_TURNS", 7)
+    lines = generate(5, turns=40, threads=2, loss=0.05, history=1.0, redeliver=0.05)
+    assert lines == list(simulate.iter_lines(5, turns=40, threads=2, loss=0.05,
+                                             history=1.0, redeliver=0.05))
+    engine = Reconciler()
+    engine.feed(lines)
+    assert not engine.rejected
+    assert json.loads(json.dumps(engine.to_dict())) == replay(lines)
+    monkeypatch.setattr(simulate, "WINDOW_TURNS", 2_000)
+    assert lines != generate(5, turns=40, threads=2, loss=0.05, history=1.0, redeliver=0.05)
+
+
+def test_a_trace_of_at_most_one_window_did_not_change():
+    # The bytes of seed 11 before traces were generated in windows.
+    lines = generate(11, turns=600, threads=4, agents=4)
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    assert digest == "54791a8e3b289cf6248d7a163193b9efd4c6316bc21cb5cbebe48de47b7c19dc"
+
+
+def test_memory_is_flat_in_the_number_of_turns(monkeypatch):
+    import tracemalloc
+
+    monkeypatch.setattr(simulate, "WINDOW_TURNS", 25)
+
+    def peak(turns: int) -> int:
+        tracemalloc.start()
+        try:
+            for _ in simulate.iter_lines(2, turns=turns, threads=2, chunks=2, history=1.0,
+                                         loss=0.05):
+                pass
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    # Past the first few hundred turns (the stored history pages fill up), the peak
+    # stays where it is: four times the turns, about the same memory.
+    small, large = peak(400), peak(1_600)
+    assert large < 1.5 * small, (small, large)
+
+
+def test_progress_counts_turns_to_the_total(monkeypatch):
+    monkeypatch.setattr(simulate, "WINDOW_TURNS", 10)
+    seen = []
+    generate(1, turns=25, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(10, 25), (20, 25), (25, 25)]
+
+
+def test_the_cli_shows_a_percentage_on_a_terminal(monkeypatch, tmp_path):
+    from reconcile.cli import simulate as command
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Terminal()
+    monkeypatch.setattr(simulate, "WINDOW_TURNS", 10)
+    monkeypatch.setattr(command, "PROGRESS_TURNS", 10)
+    monkeypatch.setattr(sys, "stderr", err)
+    status, _ = call("simulate", "--turns", "40", "-o", str(tmp_path / "t.jsonl"))
+    assert status == 0
+    assert " 25.0% of 40 turns" in err.getvalue() and "100.0% of 40 turns" in err.getvalue()
+
+
+def test_expected_is_refused_for_traces_too_big_for_the_reference_model(capsys, tmp_path):
+    status, _ = call("simulate", "--turns", "200000", "-o", str(tmp_path / "t"),
+                     "--expected", str(tmp_path / "e"))
+    assert status == 2 and "at most 20,000 turns" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
 
 
 # ---------------------------------------------------------------- what traces contain

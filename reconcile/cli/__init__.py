@@ -9,13 +9,17 @@ Every command module defines ``HELP``, ``DESCRIPTION``, ``add_arguments(parser)`
 ``run(args, out) -> int``, and imports at module level only what building the parser
 needs: heavy imports (the client, the simulator, the terminal UI) happen in ``run``.
 
-Exit status: 0 success, 1 ``check`` found refusals, 2 usage or input errors.
+Exit status: 0 success; 1 ``check`` found refusals (or, with ``--strict``, a broken
+rule of PROTOCOL section 10, or the trace held no event); 2 usage, input or output
+errors (a missing file, closed standard input or output, a full disk). A reader that
+leaves early (``| head``) is not an error: the command keeps its own status.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import IO
 
@@ -49,6 +53,9 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
     """Run the command line; returns the exit status (never raises for bad input)."""
     if out is None:
         out = sys.stdout
+        if out is None:  # started with `>&-`: there is no file descriptor 1
+            _complain("standard output is closed; nothing could be printed")
+            return EXIT_USAGE
         if not can_write_any_text(out) and hasattr(out, "reconfigure"):
             # A terminal or pipe that is not UTF-8 (PYTHONIOENCODING=ascii, LANG=C on
             # old systems): show what it cannot encode as "?" rather than crash.
@@ -59,14 +66,40 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
     except SystemExit as exc:  # argparse prints its own usage message
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     try:
-        return args.run(args, out)
+        status = args.run(args, out)
+        out.flush()  # a full disk must fail here, where it can be reported
+        return status
     except UsageError as exc:
-        print(f"reconcile: error: {exc}", file=sys.stderr)
+        _complain(f"error: {exc}")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("reconcile: interrupted", file=sys.stderr)
+        _complain("interrupted")
         return 130
     except BrokenPipeError:
-        # `reconcile replay big.jsonl | head`: the reader left; that is not an error.
-        sys.stderr.close()
-        return EXIT_OK
+        # `reconcile check big.jsonl | head`: the reader left; that is not an error, and
+        # a command that already knows its verdict (check) still exits with it.
+        _drop_output(out)
+        return getattr(args, "status_if_reader_leaves", EXIT_OK)
+    except OSError as exc:  # a full disk (`> /dev/full`), a closed or broken descriptor
+        _drop_output(out)
+        _complain(f"error: cannot write the output: {exc.strerror or exc}")
+        return EXIT_USAGE
+
+
+def _complain(message: str) -> None:
+    if sys.stderr is not None:  # `2>&-` leaves nothing to say it on
+        print(f"reconcile: {message}", file=sys.stderr)
+
+
+def _drop_output(out: IO[str]) -> None:
+    """Point the output's descriptor at /dev/null, so the interpreter's last flush of
+    what is still buffered does not fail again (and print a traceback) at exit."""
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError, AttributeError):
+        return  # not a file (a StringIO in tests)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)

@@ -7,14 +7,16 @@ import codecs
 import json
 import sys
 import time
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any, TypeVar
 
 import orjson
 
 from reconcile import Bubble, Reconciler, ReconcileError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
+T = TypeVar("T")
 
 #: Print progress to a terminal every this many lines of a long trace.
 PROGRESS_EVERY = 250_000
@@ -30,6 +32,8 @@ class UsageError(ReconcileError):
 def open_trace(path: str) -> IO[bytes]:
     """Open a trace for binary reading; ``-`` is standard input."""
     if path == "-":
+        if sys.stdin is None:  # started with `<&-`: there is no file descriptor 0
+            raise UsageError("standard input is closed; give a trace file instead of -")
         return sys.stdin.buffer
     try:
         return open(path, "rb")  # noqa: SIM115 - closed by the caller
@@ -47,26 +51,46 @@ def iter_lines(stream: IO[bytes]) -> Iterator[bytes]:
         yield line[:-1] if line.endswith(b"\n") else line
 
 
+def _with_progress(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """The same lines, with a count on a terminal every :data:`PROGRESS_EVERY` lines."""
+    started = time.monotonic()
+    number = 0
+    for number, line in enumerate(lines, 1):  # noqa: B007 - read after the loop
+        yield line
+        if number % PROGRESS_EVERY == 0:
+            rate = number / max(time.monotonic() - started, 1e-9)
+            print(f"\r{number:,} lines ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+    if number >= PROGRESS_EVERY:
+        print(file=sys.stderr)
+
+
+def read_trace(path: str, consume: Callable[[Iterable[bytes]], T]) -> T:
+    """Open a trace and hand its lines to ``consume`` (progress on a terminal).
+
+    Read errors and an exception the engine should not raise become a one-line
+    :class:`UsageError`, never a traceback.
+    """
+    stream = open_trace(path)
+    lines: Iterable[bytes] = iter_lines(stream)
+    if sys.stderr is not None and sys.stderr.isatty():
+        lines = _with_progress(lines)
+    try:
+        return consume(lines)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        # The engine refuses bad lines as values; this is a safety net (for instance
+        # an integer too long for Python to convert) so the user gets one line.
+        raise UsageError(f"{path}: a line the engine could not read: {exc}") from None
+    finally:
+        if stream is not getattr(sys.stdin, "buffer", None):
+            stream.close()
+
+
 def replay_file(path: str) -> Reconciler:
     """Feed a whole trace to a new reconciler, with progress on a terminal."""
     reconciler = Reconciler()
-    receive = reconciler.receive_line
-    show_progress = sys.stderr.isatty()
-    started = time.monotonic()
-    stream = open_trace(path)
-    try:
-        for number, line in enumerate(iter_lines(stream), 1):
-            receive(line)
-            if show_progress and number % PROGRESS_EVERY == 0:
-                rate = number / max(time.monotonic() - started, 1e-9)
-                print(f"\r{number:,} lines ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
-    if show_progress and reconciler.lines >= PROGRESS_EVERY:
-        print(file=sys.stderr)
+    read_trace(path, reconciler.feed)
     return reconciler
 
 
@@ -101,6 +125,17 @@ def dumps(document: Any, indent: bool = True, ascii_only: bool = False) -> str:
     try:
         # ascii_only: \u escapes keep the document valid JSON on any terminal encoding.
         return json.dumps(document, ensure_ascii=ascii_only)
+    except ValueError:
+        # An integer longer than Python's conversion limit (4,300 digits): only an
+        # in-process caller can put one there (decoding refuses them), but output
+        # must not fail on it. Converting is quadratic in the digits; it is bounded
+        # by what the caller already holds in memory.
+        digits = sys.get_int_max_str_digits()
+        sys.set_int_max_str_digits(0)
+        try:
+            return json.dumps(document, ensure_ascii=ascii_only)
+        finally:
+            sys.set_int_max_str_digits(digits)
     finally:
         sys.setrecursionlimit(limit)
 

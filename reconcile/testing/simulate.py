@@ -45,10 +45,11 @@ import dataclasses
 import json
 import math
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["Shape", "generate", "expected", "census", "AGENTS", "FEATURES"]
+__all__ = ["Shape", "generate", "iter_lines", "expected", "census", "AGENTS", "FEATURES",
+           "WINDOW_TURNS"]
 
 #: Agent names, in the order a trace with ``agents=N`` uses them.
 AGENTS = ("opus", "codex", "gemini", "sonnet", "kimi", "qwen", "haiku", "grok")
@@ -203,7 +204,7 @@ class _Turn:
 
     __slots__ = (
         "thread", "agent", "parent", "id", "steps", "start", "length", "final",
-        "ending", "callback_late", "text", "done_at",
+        "ending", "callback_late", "text", "done_at", "forgotten",
     )
 
     def __init__(self, thread: int, agent: str, parent: str, turn_id: str) -> None:
@@ -219,6 +220,7 @@ class _Turn:
         self.callback_late: int | None = None  # newer turns to wait, or None
         self.text = ""  # the whole stream text (what the server stores)
         self.done_at = 0
+        self.forgotten = False  # too old for a history page (see _Stored)
 
 
 class _Parent:
@@ -252,6 +254,11 @@ class _Generator:
         # lognormal chunk counts with the requested mean: a long tail of long turns
         self.sigma = 0.8
         self.mu = math.log(shape.chunks) - self.sigma**2 / 2
+        # delivery state, kept across windows (set by the first deliver)
+        self.stored: _Stored | None = None
+        self.seq: list[int] = []
+        self.epoch: list[str | None] = []
+        self.gap_seen: list[bool] = []
 
     # ------------------------------------------------------------------ ids
 
@@ -278,12 +285,12 @@ class _Generator:
 
     # ------------------------------------------------------------------ plan
 
-    def plan(self) -> list[list[_Parent]]:
+    def plan(self, turns: int) -> list[list[_Parent]]:
         """Parents per thread, each with its turns and their relative steps."""
         rng, shape = self.rng, self.shape
         weights = [2.0] + [1.0] * (shape.threads - 1)  # thread 0 is the active one
         per_thread: list[list[_Parent]] = [[] for _ in self.thread_ids]
-        left = shape.turns
+        left = turns
         while left > 0:
             thread = rng.choices(range(shape.threads), weights)[0]
             parent = _Parent(self.new_id("p"), thread, "serial")
@@ -440,8 +447,9 @@ class _Generator:
 
     # ------------------------------------------------------------------ schedule
 
-    def schedule(self, per_thread: list[list[_Parent]]) -> list[list[Any]]:
-        """Absolute times; returns entries [time, order, thread, kind, turn, value]."""
+    def schedule(self, per_thread: list[list[_Parent]], start_ms: int) -> list[list[Any]]:
+        """Absolute times from ``start_ms``; returns entries [time, order, thread, kind,
+        turn, value]."""
         rng, shape = self.rng, self.shape
         busy = [sum(p.length for p in parents) for parents in per_thread]
         span = int(max(busy, default=0) * 1.3) + 2000
@@ -453,7 +461,7 @@ class _Generator:
             free = max(span - busy[thread], len(parents) * 500)
             gaps = [rng.expovariate(1.0) for _ in range(len(parents) + 1)]
             total = sum(gaps) or 1.0
-            t = shape.start_ms + int(rng.random() * 1500)
+            t = start_ms + int(rng.random() * 1500)
             for parent, gap in zip(parents, gaps):
                 t += 400 + int(free * gap / total)
                 parent.start = t
@@ -502,14 +510,19 @@ class _Generator:
     # ------------------------------------------------------------------ deliver
 
     def deliver(self, entries: list[list[Any]]) -> list[str]:
+        """The lines of one window of entries. What the server keeps between windows
+        (seq counters and epochs, stored messages) lives on; redeliveries still due
+        come at the window's end, history fetches still due are dropped."""
         rng, shape = self.rng, self.shape
         out: list[str] = []
-        seq = [0] * len(self.thread_ids)
-        epoch = [self.new_id("ep") if on else None for on in self.thread_seq]
+        if self.stored is None:  # the first window: same draws as a one-window trace
+            self.seq = [0] * len(self.thread_ids)
+            self.epoch = [self.new_id("ep") if on else None for on in self.thread_seq]
+            self.gap_seen = [False] * len(self.thread_ids)
+            self.stored = _Stored(len(self.thread_ids))
+        seq, epoch, gap_seen, stored = self.seq, self.epoch, self.gap_seen, self.stored
         pending: list[tuple[int, int, str]] = []  # (due index, thread, line) redeliveries
         history_due: list[tuple[int, int]] = []  # (due index, thread)
-        gap_seen = [False] * len(self.thread_ids)
-        stored = _Stored(len(self.thread_ids))
         dumps = json.JSONEncoder(ensure_ascii=False).encode
         for at, _, thread, kind, owner, value in entries:
             while pending and pending[0][0] <= len(out):
@@ -693,21 +706,34 @@ class _Stored:
 
     def __init__(self, threads: int) -> None:
         self.turns: list[list[_Turn]] = [[] for _ in range(threads)]
-        self.state: dict[int, dict[str, Any]] = {}  # id(turn) -> progress
+        self.state: dict[_Turn, dict[str, Any]] = {}  # turn -> progress
         self.users: list[list[dict[str, Any]]] = [[] for _ in range(threads)]
 
     def record(self, kind: str, owner: Any, value: Any, message: dict[str, Any], at: int) -> None:
         if kind == "intent":
-            self.users[owner.thread].append({
+            users = self.users[owner.thread]
+            users.append({
                 "id": f"u-{owner.id}", "type": "user", "catId": None,
                 "content": owner.user_text, "timestamp": at})
+            if len(users) > 2 * _PAGE:
+                del users[:-_PAGE]
             return
         if not isinstance(owner, _Turn):
             return
-        state = self.state.get(id(owner))
+        state = self.state.get(owner)
         if state is None:
-            state = self.state[id(owner)] = {"parts": [], "done": False, "posts": [], "ts": at}
-            self.turns[owner.thread].append(owner)
+            if owner.forgotten:
+                # Too old to be on a page (memory stays flat in the trace's length): a
+                # late event of it changes nothing a page could show.
+                return
+            state = self.state[owner] = {"parts": [], "done": False, "posts": [], "ts": at}
+            turns = self.turns[owner.thread]
+            turns.append(owner)
+            if len(turns) > 2 * _PAGE:
+                for old in turns[:-_PAGE]:
+                    del self.state[old]
+                    old.forgotten = True
+                del turns[:-_PAGE]
         if kind == "chunk":
             state["parts"].append(value)  # stored by the server even if lost in transit
         elif kind in ("done", "error", "cancel_done"):
@@ -721,7 +747,7 @@ class _Stored:
         # keeps a page O(1) however long the thread is.
         messages = self.users[thread][-_PAGE:]
         for turn in self.turns[thread][-_PAGE:]:
-            state = self.state[id(turn)]
+            state = self.state[turn]
             text = "".join(state["parts"])
             stream = {"invocationId": turn.id}
             if state["done"]:
@@ -743,11 +769,57 @@ class _Stored:
 # --------------------------------------------------------------------------- API
 
 
+#: Turns planned, scheduled and delivered at a time. A trace of at most this many turns
+#: is one window; a longer one is a run of windows, each starting after the previous
+#: one ended, so memory is flat in the number of turns (a late callback waits for a
+#: newer turn of its agent within its window, or comes after the window's last turn).
+WINDOW_TURNS = 2_000
+
+
+def iter_lines(
+    seed: int,
+    shape: Shape | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    **options: Any,
+) -> Iterator[str]:
+    """Generate a trace lazily: the lines of :func:`generate`, one window at a time.
+
+    Args:
+        seed: the only source of variation; same seed and shape, same lines.
+        shape: what to generate; keyword ``options`` override its fields.
+        progress: called with (turns generated so far, turns in all) after each window.
+
+    Raises:
+        ValueError: an option is out of range (before the first line).
+    """
+    shape = dataclasses.replace(shape or Shape(), **options)
+    shape.check()
+    return _windows(_Generator(seed, shape), shape, progress)
+
+
+def _windows(
+    generator: _Generator, shape: Shape, progress: Callable[[int, int], None] | None
+) -> Iterator[str]:
+    start, done = shape.start_ms, 0
+    while done < shape.turns:
+        turns = min(WINDOW_TURNS, shape.turns - done)
+        entries = generator.schedule(generator.plan(turns), start)
+        if entries:
+            start = entries[-1][0] + 1_000  # the next window starts after a quiet second
+        lines = generator.deliver(entries)
+        del entries
+        yield from lines
+        done += turns
+        if progress:
+            progress(done, shape.turns)
+
+
 def generate(
     seed: int,
     shape: Shape | None = None,
     *,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     **options: Any,
 ) -> list[str]:
     """Generate a trace: one JSON object per line, without newlines.
@@ -755,24 +827,15 @@ def generate(
     Args:
         seed: the only source of variation; same seed and shape, same lines.
         shape: what to generate; keyword ``options`` override its fields.
-        progress: called with a short message between passes (the CLI shows it).
+        progress: called with (turns generated so far, turns in all) as it goes.
 
     Returns:
-        The trace lines, in delivery order.
+        The trace lines, in delivery order (:func:`iter_lines` gives them lazily).
 
     Raises:
         ValueError: an option is out of range.
     """
-    shape = dataclasses.replace(shape or Shape(), **options)
-    shape.check()
-    generator = _Generator(seed, shape)
-    if progress:
-        progress(f"planning {shape.turns:,} turns")
-    plan = generator.plan()
-    entries = generator.schedule(plan)
-    if progress:
-        progress(f"delivering {len(entries):,} events")
-    return generator.deliver(entries)
+    return list(iter_lines(seed, shape, progress=progress, **options))
 
 
 def expected(lines: Iterable[str | bytes]) -> dict[str, Any]:

@@ -1,0 +1,354 @@
+"""What a server must send (PROTOCOL section 10), checked on a trace (no I/O).
+
+:func:`check_lines` is what ``reconcile check`` runs: it feeds every line to a
+:class:`~reconcile.Reconciler` and, beside it, watches each decoded event for the
+section 10 rules a trace can show broken. Refusals come from the engine (they are
+the protocol's verdict); the rule findings say *why* the server's events were hard
+or impossible to place, including the ones a live client got away with (a stream
+event without ``turnInvocationId`` binds for a client that saw the announcement,
+and to nothing for one that joined later).
+
+Rules and what counts as a break (one :class:`RuleReport` per kind of break seen):
+
+* rule 1, ``live_callback_without_turn``: a broadcast callback with neither
+  ``turnInvocationId`` nor ``invocationId``. Always refused.
+* rule 2, ``stored_callback_without_turn``: a stored callback in a history page
+  without ``extra.stream.invocationId``. A refusal when the engine refused it (it
+  could not be tied to a bubble seen live), an advisory otherwise.
+* rule 3, ``stream_without_turn_id``: a stream-side event (stream text, tool use or
+  result, ``done``, ``error``, thinking, a rich block without ``messageId``) without
+  ``turnInvocationId``: a client that joined after the announcement cannot bind it.
+  A refusal when it was refused as ``unbound_event``, an advisory otherwise.
+* rule 3, ``draft_without_parent``: a draft in a history page without
+  ``extra.stream.parentInvocationId`` (advisory).
+* rule 5, ``empty_history``: an empty history page for a thread that had live
+  events (advisory: the server filtered the page by user, or lost the thread).
+
+Rule 4 (late callbacks dropped by the server) leaves nothing in a trace to see.
+
+Memory: the findings keep counts and the first :data:`FIRST_LINES` line numbers, so
+the checker adds O(threads) to the engine's own state, whatever the trace length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from ._bubbles import Gap, Rejected
+from ._errors import Reason
+from ._reconciler import Reconciler
+from ._wire import decode_json, is_blank, is_id
+
+__all__ = ["check_lines", "CheckReport", "RuleReport", "ThreadCounts", "RULES", "FIRST_LINES"]
+
+#: How many line numbers a rule report keeps (the first ones seen).
+FIRST_LINES = 5
+
+#: key -> (rule number, title), in report order.
+RULES: dict[str, tuple[int, str]] = {
+    "live_callback_without_turn": (1, "live callbacks without a turn id"),
+    "stored_callback_without_turn": (
+        2, "stored callbacks without a turn id (extra.stream.invocationId)"),
+    "stream_without_turn_id": (
+        3, "stream events without turnInvocationId (a late joiner cannot bind them)"),
+    "draft_without_parent": (
+        3, "history drafts without extra.stream.parentInvocationId"),
+    "empty_history": (5, "empty history pages for threads that had live events"),
+}
+
+# agent_message types that bind to a turn (section 3); text only when not a callback.
+_STREAM_TYPES = frozenset({"text", "tool_use", "tool_result", "done", "error"})
+_MALFORMED = (Reason.MALFORMED_LINE, Reason.MALFORMED_EVENT)
+
+
+@attrs.frozen
+class RuleReport:
+    """One kind of section 10 break seen in a trace.
+
+    Attributes:
+        rule: the rule's number in PROTOCOL section 10 (1..5).
+        key: a stable name for the kind of break (two kinds share rule 3).
+        title: what was seen, for people.
+        count: how many events broke it.
+        refused: how many of those the engine refused.
+        lines: the first few (at most :data:`FIRST_LINES`) line numbers.
+    """
+
+    rule: int
+    key: str
+    title: str
+    count: int
+    refused: int
+    lines: tuple[int, ...]
+
+    @property
+    def refusal(self) -> bool:
+        """True when some of these events were refused (``check`` exits 1); False
+        for an advisory (exit 0 unless ``--strict``)."""
+        return self.refused > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "key": self.key,
+            "title": self.title,
+            "count": self.count,
+            "refused": self.refused,
+            "refusal": self.refusal,
+            "lines": list(self.lines),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RuleReport:
+        return cls(d["rule"], d["key"], d["title"], d["count"], d["refused"], tuple(d["lines"]))
+
+
+@attrs.frozen
+class ThreadCounts:
+    """Per thread: events received, bubbles at the end, refusals and seq gaps."""
+
+    events: int = 0
+    bubbles: int = 0
+    refused: int = 0
+    gaps: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ThreadCounts:
+        return cls(d["events"], d["bubbles"], d["refused"], d["gaps"])
+
+
+@attrs.frozen
+class CheckReport:
+    """What ``reconcile check`` found in a trace; :meth:`to_dict` is ``check --json``.
+
+    Attributes:
+        lines: lines read (blank lines included).
+        events: events with a string ``event`` and an object ``data``.
+        stats: the engine's counters (events, ignored, superseded, duplicates).
+        rejected: every refusal, in line order.
+        reasons: refusal reason -> count.
+        rules: one report per kind of section 10 break seen, in :data:`RULES` order.
+        threads: thread id -> its counts, in the order threads came to exist.
+        gaps: every ``seq`` gap, in the order seen.
+    """
+
+    lines: int
+    events: int
+    stats: dict[str, int]
+    rejected: tuple[Rejected, ...]
+    reasons: dict[str, int]
+    rules: tuple[RuleReport, ...]
+    threads: dict[str, ThreadCounts]
+    gaps: tuple[Gap, ...]
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to check: no event and no refusal (an empty or all-blank trace)."""
+        return self.events == 0 and not self.rejected
+
+    @property
+    def advisories(self) -> tuple[RuleReport, ...]:
+        return tuple(rule for rule in self.rules if not rule.refusal)
+
+    @property
+    def verdict(self) -> str:
+        """``refused``, ``advisories`` (the server breaks rules nothing refused),
+        ``clean`` or ``empty``."""
+        if self.rejected:
+            return "refused"
+        if self.rules:
+            return "advisories"
+        return "empty" if self.empty else "clean"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready document with stable keys (``reconcile check --json``)."""
+        return {
+            "verdict": self.verdict,
+            "lines": self.lines,
+            "events": self.events,
+            "stats": dict(self.stats),
+            "reasons": dict(self.reasons),
+            "rules": [rule.to_dict() for rule in self.rules],
+            "threads": {h: counts.to_dict() for h, counts in self.threads.items()},
+            "rejected": [
+                {"line": r.line, "reason": str(r.reason), "detail": r.detail, "thread": r.thread}
+                for r in self.rejected
+            ],
+            "gaps": [
+                {"thread": g.thread, "after": g.after, "before": g.before, "line": g.line}
+                for g in self.gaps
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CheckReport:
+        """The report a :meth:`to_dict` document describes (``verdict`` is derived)."""
+        return cls(
+            lines=d["lines"],
+            events=d["events"],
+            stats=dict(d["stats"]),
+            rejected=tuple(
+                Rejected(r["line"], Reason(r["reason"]), r["detail"], r.get("thread"))
+                for r in d["rejected"]
+            ),
+            reasons=dict(d["reasons"]),
+            rules=tuple(RuleReport.from_dict(r) for r in d["rules"]),
+            threads={h: ThreadCounts.from_dict(c) for h, c in d["threads"].items()},
+            gaps=tuple(Gap(g["thread"], g["after"], g["before"], g.get("line", 0))
+                       for g in d["gaps"]),
+        )
+
+
+class _Finding:
+    __slots__ = ("count", "refused", "lines")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.refused = 0
+        self.lines: list[int] = []
+
+    def add(self, line: int, refused: bool) -> None:
+        self.count += 1
+        self.refused += refused
+        lines = self.lines
+        if len(lines) < FIRST_LINES and (not lines or lines[-1] != line):
+            lines.append(line)
+
+
+def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
+    """Replay trace lines and check them against PROTOCOL sections 2-10.
+
+    Args:
+        lines: trace lines, bytes or text, with or without their ``\\n``.
+
+    Returns:
+        The report: refusals, the section 10 rules seen broken, per-thread counts.
+
+    Complexity: one decode per line (the decoded event goes to the engine as it is);
+    memory beyond the engine's is O(threads).
+    """
+    engine = Reconciler()
+    findings = {key: _Finding() for key in RULES}
+    live_callback = findings["live_callback_without_turn"].add
+    stored_callback = findings["stored_callback_without_turn"].add
+    stream_event = findings["stream_without_turn_id"].add
+    draft = findings["draft_without_parent"].add
+    empty_history = findings["empty_history"].add
+    events: dict[str, int] = {}  # thread -> events (live or history)
+    live: set[str] = set()  # threads that had live agent_message events
+    rejected = engine.rejected  # a live view
+    receive_line = engine.receive_line
+    receive_message = engine.receive_message
+    for raw in lines:
+        if is_blank(raw):
+            receive_line(raw)
+            continue
+        try:
+            message = decode_json(raw)
+        except Exception:  # noqa: BLE001 - the engine words (or raises) the same thing
+            receive_line(raw)
+            continue
+        before = len(rejected)
+        receive_message(message)
+        line = engine.lines
+        new = [r.reason for r in rejected[before:]] if len(rejected) > before else ()
+        if message.__class__ is not dict:
+            continue
+        data = message.get("data")
+        name = message.get("event")
+        if data.__class__ is not dict or any(reason in _MALFORMED for reason in new):
+            continue
+        thread = data.get("threadId")
+        if thread.__class__ is not str:
+            continue
+        events[thread] = events.get(thread, 0) + 1
+        if name == "agent_message":
+            live.add(thread)
+            kind = data.get("type")
+            if kind == "text" and data.get("origin") == "callback":
+                if not is_id(data.get("turnInvocationId")) and not is_id(data.get("invocationId")):
+                    live_callback(line, Reason.CALLBACK_WITHOUT_INVOCATION in new)
+            elif kind in _STREAM_TYPES or (kind == "system_info" and _binds(data)):
+                if not is_id(data.get("turnInvocationId")):
+                    stream_event(line, Reason.UNBOUND_EVENT in new)
+        elif name == "history":
+            messages = data.get("messages")
+            if messages.__class__ is not list:
+                continue
+            if not messages and thread in live:
+                empty_history(line, False)
+            refusals = sum(reason is Reason.CALLBACK_WITHOUT_INVOCATION for reason in new)
+            for stored in messages:
+                kind = _stored_kind(stored)
+                if kind == "callback":
+                    stored_callback(line, refusals > 0)
+                    refusals -= 1
+                elif kind == "draft":
+                    draft(line, False)
+    rules = tuple(
+        RuleReport(rule, key, title, f.count, f.refused, tuple(f.lines))
+        for key, (rule, title) in RULES.items()
+        if (f := findings[key]).count
+    )
+    counts: dict[str, list[int]] = {h: [n, 0, 0, 0] for h, n in events.items()}
+    for h in engine.threads:
+        counts.setdefault(h, [0, 0, 0, 0])[1] = len(engine.bubbles(h))
+    reasons: dict[str, int] = {}
+    for r in rejected:
+        reasons[str(r.reason)] = reasons.get(str(r.reason), 0) + 1
+        if r.thread is not None:
+            counts.setdefault(r.thread, [0, 0, 0, 0])[2] += 1
+    for g in engine.gaps:
+        counts.setdefault(g.thread, [0, 0, 0, 0])[3] += 1
+    stats = engine.stats.to_dict()
+    return CheckReport(
+        lines=engine.lines,
+        events=stats["events"],
+        stats=stats,
+        rejected=tuple(rejected),
+        reasons=dict(sorted(reasons.items())),
+        rules=rules,
+        threads={h: ThreadCounts(*c) for h, c in counts.items()},
+        gaps=tuple(engine.gaps),
+    )
+
+
+def _binds(data: dict[str, Any]) -> bool:
+    """A ``system_info`` that binds to a turn: thinking, or a rich block that names
+    no message (one that names its message is placed by ``messageId``)."""
+    content = data.get("content")
+    if content.__class__ is not str or not content.lstrip().startswith("{"):
+        return False
+    try:
+        payload = decode_json(content)
+    except Exception:  # noqa: BLE001 - not a payload: a plain system line
+        return False
+    if payload.__class__ is not dict:
+        return False
+    kind = payload.get("type")
+    return kind == "thinking" or (kind == "rich_block" and not is_id(payload.get("messageId")))
+
+
+def _stored_kind(message: Any) -> str | None:
+    """``callback`` for a stored callback without its turn id, ``draft`` for a draft
+    without its parent id, else ``None`` (section 7's reading of a stored message)."""
+    if message.__class__ is not dict:
+        return None
+    message_id = message.get("id")
+    if not isinstance(message.get("catId"), str) or not is_id(message_id):
+        return None  # user and system messages
+    extra = message.get("extra")
+    stream = extra.get("stream") if extra.__class__ is dict else None
+    if stream.__class__ is not dict:
+        stream = {}
+    if message.get("origin") == "callback":
+        return None if is_id(stream.get("invocationId")) else "callback"
+    if message.get("isDraft") is True or message_id.startswith("draft-"):
+        return None if is_id(stream.get("parentInvocationId")) else "draft"
+    return None

@@ -1,0 +1,179 @@
+"""reconcile.check_lines: the section 10 report (what a server must send)."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconcile import CheckReport, Reconciler, RuleReport, check_lines
+from reconcile.testing.simulate import generate
+
+from .helpers import CONFORMANCE, announce, callback, case_dirs, chunk, done, msg, trace_lines
+
+
+def lines_of(events):
+    return [json.dumps(e) for e in events]
+
+
+def rules_of(report: CheckReport) -> dict[str, tuple[int, int, bool]]:
+    return {r.key: (r.count, r.refused, r.refusal) for r in report.rules}
+
+
+def history(thread="t1", messages=()):
+    return {"event": "history", "data": {"threadId": thread, "messages": list(messages)}}
+
+
+def stored(mid, content, cat="opus", origin="stream", stream=None, **kw):
+    message = {"id": mid, "type": "assistant", "catId": cat, "content": content,
+               "origin": origin, **kw}
+    if stream is not None:
+        message["extra"] = {"stream": stream}
+    return message
+
+
+def test_a_server_that_keeps_every_rule_gives_no_rule_report():
+    events = [announce("T1"), chunk("hi", turnInvocationId="T1"),
+              callback("final", "T1", "m1"), done(turnInvocationId="T1")]
+    report = check_lines(lines_of(events))
+    assert report.rules == () and report.verdict == "clean" and not report.rejected
+
+
+def test_live_callback_without_turn_id_is_rule_1_and_refused():
+    events = [announce("T1"), callback("a", None, "m1"), callback("b", None, "m2")]
+    report = check_lines(lines_of(events))
+    assert report.rules == (RuleReport(1, "live_callback_without_turn",
+                                       "live callbacks without a turn id", 2, 2, (2, 3)),)
+    assert report.rules[0].refusal and report.verdict == "refused"
+    assert report.reasons == {"callback_without_invocation": 2}
+
+
+def test_stream_events_without_turn_invocation_id_are_a_rule_3_advisory():
+    events = [announce("T1"), chunk("a"), msg("tool_use", toolName="Read", invocationId="P1"),
+              done()]
+    report = check_lines(lines_of(events))
+    assert rules_of(report) == {"stream_without_turn_id": (3, 0, False)}
+    assert report.rules[0].lines == (2, 3, 4)
+    assert report.verdict == "advisories" and report.rejected == ()
+
+
+def test_thinking_and_rich_blocks_count_as_stream_events_but_other_system_info_does_not():
+    thinking = msg("system_info", content=json.dumps({"type": "thinking", "text": "hm"}),
+                   invocationId="P1")
+    placed = msg("system_info", content=json.dumps(
+        {"type": "rich_block", "messageId": "m1", "block": {"id": "b"}}))
+    usage = msg("system_info", content=json.dumps({"type": "usage"}), invocationId="P1")
+    report = check_lines(lines_of([announce("T1"), thinking, placed, usage]))
+    assert rules_of(report) == {"stream_without_turn_id": (1, 0, False)}
+    assert report.rules[0].lines == (2,)
+
+
+def test_a_late_joiner_refusal_makes_rule_3_a_refusal():
+    # Joined mid-turn: the announcement was missed, so the parent id binds nothing.
+    report = check_lines(lines_of([chunk("a"), chunk("b")]))
+    assert rules_of(report) == {"stream_without_turn_id": (2, 2, True)}
+    assert report.reasons == {"unbound_event": 2}
+
+
+def test_stored_callback_without_turn_is_rule_2_refused_unless_seen_live():
+    page = history(messages=[
+        stored("m1", "seen live", origin="callback"),
+        stored("m2", "never seen", origin="callback"),
+        stored("m3", "fine", origin="callback", stream={"invocationId": "T1"}),
+    ])
+    events = [announce("T1"), callback("seen live", "T1", "m1"), page]
+    report = check_lines(lines_of(events))
+    assert rules_of(report) == {"stored_callback_without_turn": (2, 1, True)}
+    assert report.rules[0].lines == (3,)  # one line however many messages it held
+
+    advisory = check_lines(lines_of([announce("T1"), callback("x", "T1", "m1"),
+                                     history(messages=[stored("m1", "x", origin="callback")])]))
+    assert rules_of(advisory) == {"stored_callback_without_turn": (1, 0, False)}
+
+
+def test_draft_without_parent_is_a_rule_3_advisory():
+    page = history(messages=[
+        stored("draft-T1", "so far", stream={"invocationId": "T1"}),
+        stored("draft-T2", "so far", stream={"invocationId": "T2", "parentInvocationId": "P2"}),
+        {"id": "u1", "type": "user", "catId": None, "content": "hi"},
+    ])
+    report = check_lines(lines_of([page]))
+    assert rules_of(report) == {"draft_without_parent": (1, 0, False)}
+
+
+def test_empty_history_after_live_events_is_a_rule_5_advisory():
+    report = check_lines(lines_of([history("t1"), announce("T1"), history("t1"),
+                                   history("t2")]))
+    assert rules_of(report) == {"empty_history": (1, 0, False)}
+    assert report.rules[0].lines == (3,)
+
+
+def test_rule_lines_keep_only_the_first_five():
+    report = check_lines(lines_of([callback("x", None)] * 9))
+    assert report.rules[0].count == 9 and report.rules[0].lines == (1, 2, 3, 4, 5)
+
+
+def test_malformed_events_are_refused_not_counted_against_a_rule():
+    bad = msg("text", content=7, origin="callback")  # content must be a string
+    report = check_lines(lines_of([bad]) + ["{nope", ""])
+    assert report.rules == ()
+    assert report.reasons == {"malformed_event": 1, "malformed_line": 1}
+    assert report.lines == 3
+
+
+def test_an_empty_or_blank_trace_is_empty_not_clean():
+    assert check_lines([]).verdict == "empty"
+    assert check_lines(["", "  \r"]).empty and check_lines(["", " "]).lines == 2
+
+
+def test_threads_are_counted():
+    events = [announce("T1"), chunk("a", seq=1, seqEpoch="e"), chunk("b", seq=3, seqEpoch="e"),
+              callback("x", None, thread="t2")]
+    report = check_lines(lines_of(events))
+    assert report.threads["t1"].to_dict() == {"events": 3, "bubbles": 1, "refused": 0, "gaps": 1}
+    assert report.threads["t2"].to_dict() == {"events": 1, "bubbles": 0, "refused": 1, "gaps": 0}
+
+
+def test_the_report_agrees_with_the_engine_on_every_conformance_case():
+    for case in case_dirs():
+        lines = trace_lines(case / "trace.jsonl")
+        engine = Reconciler()
+        engine.feed(lines)
+        report = check_lines(lines)
+        assert list(report.rejected) == list(engine.rejected), case.name
+        assert report.stats == engine.stats.to_dict() and report.lines == engine.lines
+        assert report.gaps == tuple(engine.gaps)
+
+
+def test_the_report_agrees_with_the_engine_on_generated_traces_with_faults():
+    lines = generate(3, turns=120, faults=0.05, history=1.0, loss=0.05)
+    engine = Reconciler()
+    engine.feed(lines)
+    report = check_lines(lines)
+    assert list(report.rejected) == list(engine.rejected)
+    assert report.stats == engine.stats.to_dict()
+
+
+def test_to_dict_and_from_dict_round_trip_through_json():
+    lines = trace_lines(CONFORMANCE / "22_edge_rules" / "trace.jsonl")
+    lines += [json.dumps(callback("x", None)).encode(), b"{nope"]
+    report = check_lines(lines)
+    document = json.loads(json.dumps(report.to_dict()))
+    assert CheckReport.from_dict(document) == report
+    assert list(document) == ["verdict", "lines", "events", "stats", "reasons", "rules",
+                              "threads", "rejected", "gaps"]
+    assert set(document["rules"][0]) == {"rule", "key", "title", "count", "refused",
+                                         "refusal", "lines"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=40) | st.sampled_from(
+    [json.dumps(e) for e in (announce("T1"), chunk("a"), callback("x", None), done(),
+                             history(messages=[stored("m", "x", origin="callback")]))])))
+def test_check_lines_never_raises_and_matches_the_engine(lines):
+    lines = [line.replace(b"\n", b"") if isinstance(line, bytes) else line for line in lines]
+    engine = Reconciler()
+    engine.feed(lines)
+    report = check_lines(lines)
+    assert list(report.rejected) == list(engine.rejected)
