@@ -26,7 +26,7 @@ from ._common import EXIT_OK, EXIT_USAGE, UsageError, can_write_any_text
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Command name -> the module of this package that carries it out, in help order.
-COMMANDS = ("replay", "check", "simulate", "record", "watch")
+COMMANDS = ("replay", "check", "audit", "simulate", "record", "watch")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,142 @@
+"""A chart of an audit's refusal mix: HTML (no dependency) or PNG/SVG/PDF (matplotlib).
+
+Two groups of horizontal bars: refusals per reason, and breaks per PROTOCOL section-10
+rule (refusals in one colour, advisories in another), with the files read, unreadable
+and with refusals in the title. The chart is drawn from the ``report`` part only, so
+the same inputs give the same HTML bytes.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from typing import Any
+
+from ._runner import AuditError
+
+__all__ = ["write_chart", "chart_html", "CHART_SUFFIXES"]
+
+CHART_SUFFIXES = (".html", ".htm", ".png", ".svg", ".pdf")
+
+_REFUSAL, _ADVISORY, _REASON = "#c0392b", "#e6a23c", "#2c6fbb"
+
+
+def _bars(report: dict[str, Any]) -> list[tuple[str, str, int, str]]:
+    """(group, label, value, colour) in drawing order."""
+    bars = [("refusals by reason", reason, n, _REASON) for reason, n in report["reasons"].items()]
+    for rule in report["rules"]:
+        colour = _REFUSAL if rule["refusal"] else _ADVISORY
+        kind = "refused" if rule["refusal"] else "advisory"
+        bars.append(
+            ("section-10 rules broken", f"rule {rule['rule']}: {rule['title']} ({kind})",
+             rule["count"], colour)
+        )
+    return bars
+
+
+def _title(report: dict[str, Any]) -> str:
+    files = report["files"]
+    return (
+        f"reconcile audit: {files['read']:,} files read, {files['unreadable']:,} unreadable, "
+        f"{files['with_refusals']:,} with refusals; {report['lines']:,} lines, "
+        f"{report['refused']:,} refused"
+    )
+
+
+def chart_html(report: dict[str, Any]) -> str:
+    """A self-contained HTML page with the chart as inline SVG (no script, no fetch)."""
+    bars = _bars(report)
+    width, label_w, bar_w, row = 960, 430, 420, 26
+    top = 50
+    y = top
+    parts = []
+    biggest = max((v for _, _, v, _ in bars), default=0) or 1
+    group = None
+    for name, label, value, colour in bars:
+        if name != group:
+            group = name
+            y += 8
+            parts.append(
+                f'<text x="8" y="{y + 14}" font-weight="bold">{html.escape(name)}</text>'
+            )
+            y += row
+        length = max(1, round(bar_w * value / biggest))
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{html.escape(label)}</text>'
+            f'<rect x="{label_w}" y="{y + 3}" width="{length}" height="{row - 8}" fill="{colour}">'
+            f"<title>{html.escape(label)}: {value:,}</title></rect>"
+            f'<text x="{label_w + length + 6}" y="{y + 15}">{value:,}</text>'
+        )
+        y += row
+    if not bars:
+        parts.append(f'<text x="8" y="{y + 20}">nothing refused, no rule broken</text>')
+        y += 2 * row
+    title = html.escape(_title(report))
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y + 20}" '
+        f'font-family="sans-serif" font-size="13">'
+        f'<text x="8" y="24" font-size="15" font-weight="bold">{title}</text>'
+        + "".join(parts)
+        + "</svg>"
+    )
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        f"<title>{title}</title></head>\n<body>\n{svg}\n</body></html>\n"
+    )
+
+
+def write_chart(report: dict[str, Any], path: str) -> None:
+    """Write the chart; the format follows the file's suffix.
+
+    Raises:
+        AuditError: an unknown suffix, matplotlib missing for an image, or the file
+            cannot be written.
+    """
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in CHART_SUFFIXES:
+        raise AuditError(f"--chart: {path}: use one of {', '.join(CHART_SUFFIXES)}")
+    try:
+        if suffix in (".html", ".htm"):
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(chart_html(report))
+        else:
+            _write_image(report, path)
+    except OSError as exc:
+        raise AuditError(f"cannot write the chart {path}: {exc.strerror or exc}") from None
+
+
+def _write_image(report: dict[str, Any], path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise AuditError(
+            f"--chart {path}: an image needs matplotlib (pip install 'reconcile[audit]'), "
+            "or write .html"
+        ) from None
+    bars = _bars(report)
+    figure, axes = plt.subplots(figsize=(10, 1.2 + 0.45 * max(len(bars), 1)))
+    try:
+        if bars:
+            labels = [f"{label}" for _, label, _, _ in bars][::-1]
+            values = [value for _, _, value, _ in bars][::-1]
+            colours = [colour for _, _, _, colour in bars][::-1]
+            positions = range(len(bars))
+            axes.barh(positions, values, color=colours)
+            axes.set_yticks(list(positions), labels)
+            for position, value in zip(positions, values):
+                axes.annotate(f" {value:,}", (value, position), va="center")
+            axes.set_xlabel("count (refusals: blue by reason; rules: red refused, amber advisory)")
+        else:
+            axes.text(0.5, 0.5, "nothing refused, no rule broken", ha="center", va="center")
+            axes.set_axis_off()
+        axes.set_title(_title(report), fontsize=10)
+        figure.tight_layout()
+        # No creation date or version in the metadata: same report, same bytes.
+        metadata = {".png": {"Software": None}, ".svg": {"Date": None},
+                    ".pdf": {"CreationDate": None}}[os.path.splitext(path)[1].lower()]
+        figure.savefig(path, metadata=metadata)
+    finally:
+        plt.close(figure)
