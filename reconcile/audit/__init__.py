@@ -60,6 +60,7 @@ def audit(
     scheduler: Any = None,
     top: int = 10,
     progress: Progress | None = None,
+    connect_timeout: float = 30.0,
 ) -> dict[str, Any]:
     """Check every trace ``paths`` names and merge the results.
 
@@ -69,6 +70,7 @@ def audit(
         scheduler: a Dask scheduler address or ``Client``: run there instead.
         top: how many files the worst and slowest lists keep.
         progress: called with (files done, files in all, lines done) as files finish.
+        connect_timeout: seconds to wait for a scheduler given by address.
 
     Returns:
         ``{"report": ..., "timing": ...}``; only ``report`` is deterministic.
@@ -79,7 +81,7 @@ def audit(
     files, problems = expand(paths)
     started = time.perf_counter()
     if scheduler is not None:
-        results, workers = run_dask(files, scheduler, progress)
+        results, workers = run_dask(files, scheduler, progress, connect_timeout)
         runner = "dask"
     else:
         workers = workers or default_workers()

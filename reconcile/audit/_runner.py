@@ -129,13 +129,15 @@ def run_local(paths: list[str], workers: int, progress: Progress | None = None) 
 
 
 def run_dask(
-    paths: list[str], scheduler: Any, progress: Progress | None = None
+    paths: list[str], scheduler: Any, progress: Progress | None = None,
+    connect_timeout: float = 30.0,
 ) -> tuple[list[Result], int]:
     """On a Dask cluster; returns the results and how many worker threads it had.
 
     Args:
         scheduler: the scheduler's address (``tcp://host:8786``), or a connected
             ``dask.distributed.Client`` (left open for its owner).
+        connect_timeout: seconds to wait for the scheduler at an address.
 
     Every worker must be able to import ``reconcile`` and read every path at the same
     name (shared storage): the paths are sent, never the files.
@@ -150,7 +152,7 @@ def run_dask(
     own = not isinstance(scheduler, Client)
     if own:
         try:
-            client = Client(scheduler, timeout=30)
+            client = Client(scheduler, timeout=connect_timeout)
         except (OSError, TimeoutError) as exc:
             raise AuditError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
     else:
