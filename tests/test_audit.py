@@ -332,3 +332,19 @@ def test_chart_png(corpus, tmp_path):
     report = audit([str(corpus)], workers=1)["report"]
     write_chart(report, str(tmp_path / "mix.png"))
     assert (tmp_path / "mix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_check_document_judges_odd_lines_exactly_as_the_engine():
+    lines = [
+        json.dumps(announce("T1")).encode(), b"", b"   \r", b"not json", b"[1, 2]",
+        b"\xef\xbb\xbf" + json.dumps(chunk("bom")).encode(),
+        json.dumps(chunk("a", seq=10**30)).encode(),  # a 31-digit seq: the exact path
+        json.dumps(chunk("b", timestamp=1234567890123456789)).encode(),
+        json.dumps(callback("c", "T1", "m1")).encode(), b'{"event": "x", "data": {"a": NaN}}',
+    ]
+    engine = Reconciler()
+    engine.feed(lines)
+    document = check_document(lines)
+    assert document["rejected"] == [r.to_dict() for r in engine.rejected]
+    assert (document["lines"], document["events"]) == (engine.lines, engine.stats.events)
+    assert document["threads"]["t1"]["bubbles"] == len(engine.bubbles("t1"))

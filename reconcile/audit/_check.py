@@ -35,7 +35,14 @@ RULE_TITLES = {
 FIRST_LINES = 5
 
 _STREAM_TYPES = frozenset({"text", "tool_use", "tool_result"})
+# Every ASCII digit to "0": a run of 19 zeros then marks a number orjson may have
+# decoded differently from the engine's exact path (see check_document).
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
 _CALLBACK_WITHOUT = Reason.CALLBACK_WITHOUT_INVOCATION
+
+
+_UNDECODED = object()
 
 
 def _is_id(value: Any) -> bool:
@@ -141,7 +148,7 @@ def check_document(lines: Iterable[bytes | str]) -> dict[str, Any]:
     Streaming: lines are consumed one at a time; memory is the engine's own state.
     """
     engine = Reconciler()
-    receive = engine.receive_line
+    receive_line, receive_message = engine.receive_line, engine.receive_message
     loads = orjson.loads
     rules = _Rules()
     live: set[str] = set()
@@ -149,7 +156,22 @@ def check_document(lines: Iterable[bytes | str]) -> dict[str, Any]:
     refused_in: dict[str, int] = {}
     gaps_in: dict[str, int] = {}
     for line in lines:
-        changes = receive(line)
+        # Each line is decoded once, here, and shared by the engine and the observer:
+        # receive_message(decoded) is receive_line(line) for a line orjson decodes,
+        # except for numbers of 19 digits or more, which the engine decodes exactly
+        # (the observer looks at no number, so the fast decode serves it either way).
+        try:
+            message = loads(line)
+        except orjson.JSONDecodeError:
+            message = _UNDECODED
+        if message is _UNDECODED or (
+            _LONG_NUMBER in (line if line.__class__ is not str else line.encode()).translate(
+                _DIGITS_TO_ZERO
+            )
+        ):
+            changes = receive_line(line)  # blank, malformed, or a huge number
+        else:
+            changes = receive_message(message)
         number = engine.lines
         for change in changes:
             kind = change.__class__
@@ -159,11 +181,8 @@ def check_document(lines: Iterable[bytes | str]) -> dict[str, Any]:
                     refused_in[change.thread] = refused_in.get(change.thread, 0) + 1
             elif kind is Gap:
                 gaps_in[change.thread] = gaps_in.get(change.thread, 0) + 1
-        try:
-            message = loads(line)
-        except orjson.JSONDecodeError:
-            continue  # the engine refused it as malformed_line, or it was blank
-        _observe(message, number, changes, rules, live)
+        if message is not _UNDECODED:
+            _observe(message, number, changes, rules, live)
     threads = {}
     known = set(engine.threads)
     # A refusal may name a thread the engine never made (a bad envelope): list it too.
