@@ -20,6 +20,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from reconcile import ReconcileError
@@ -121,10 +122,16 @@ def run_local(paths: list[str], workers: int, progress: Progress | None = None) 
     if workers <= 1 or len(paths) <= 1:
         return run_serial(paths, progress)
     collector = _Collector(len(paths), progress)
-    with ProcessPoolExecutor(max_workers=min(workers, len(paths))) as pool:
-        futures = [pool.submit(check_files, batch) for batch in batches(paths, workers)]
-        for future in as_completed(futures):
-            collector.add(future.result())
+    try:
+        with ProcessPoolExecutor(max_workers=min(workers, len(paths))) as pool:
+            futures = [pool.submit(check_files, batch) for batch in batches(paths, workers)]
+            for future in as_completed(futures):
+                collector.add(future.result())
+    except BrokenProcessPool:
+        # A worker was killed (out of memory, a signal): no file's fault we can name.
+        raise AuditError(
+            "a worker process died (killed, or out of memory?); try fewer --workers"
+        ) from None
     return collector.results
 
 

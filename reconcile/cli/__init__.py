@@ -1,7 +1,7 @@
 """The ``reconcile`` command line: one module per command, the only place with files
 and printing.
 
-* ``replay TRACE`` (:mod:`.replay`), ``check TRACE`` (:mod:`.check`),
+* ``replay TRACE`` (:mod:`.replay`), ``check TRACE`` (:mod:`.check`), ``audit PATH...`` (:mod:`.audit`),
   ``simulate`` (:mod:`.simulate`), ``record`` and ``watch`` (:mod:`.record`,
   :mod:`.watch`; the live client, an optional extra).
 
