@@ -16,8 +16,9 @@ Figures: lines per second of each (median over rounds), the ratios to one proces
 (per round, then min / median / max), and CPU time beside wall time: the CPU the
 checks used (per-file thread time, summed over workers) against the wall time of the
 run; and the per-core rate, lines per CPU second of the one-process run, from which
-the sizing for 10^10 events a day is printed (docs/audit.md). Target: on a machine with at least two cores, every core reaches >= 1.7x one
-process. The three reports must be equal (the run stops if not).
+the sizing for 10^10 events a day is printed (docs/audit.md). Target: on a machine
+with at least two cores, all cores reach >= 1.7x one process. The three reports
+must be equal (the run stops if not).
 """
 
 from __future__ import annotations

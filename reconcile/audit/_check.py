@@ -92,7 +92,9 @@ def _stream_side(data: dict[str, Any]) -> bool:
             return False
         if isinstance(payload, dict):
             sub = payload.get("type")
-            return sub == "thinking" or (sub == "rich_block" and not _is_id(payload.get("messageId")))
+            return sub == "thinking" or (
+                sub == "rich_block" and not _is_id(payload.get("messageId"))
+            )
     return False
 
 

@@ -105,7 +105,9 @@ def merge(records: Iterable[dict[str, Any]], top: int = 10) -> dict[str, Any]:
             room = top - len(total["first"])
             total["first"].extend({"path": path, "line": n} for n in rule["lines"][:max(room, 0)])
         for thread, counts in record["threads"].items():
-            total_t = threads.setdefault(thread, {"files": 0, "bubbles": 0, "refused": 0, "gaps": 0})
+            total_t = threads.setdefault(
+                thread, {"files": 0, "bubbles": 0, "refused": 0, "gaps": 0}
+            )
             total_t["files"] += 1
             for key in ("bubbles", "refused", "gaps"):
                 total_t[key] += counts.get(key, 0)

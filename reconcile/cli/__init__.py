@@ -1,9 +1,9 @@
 """The ``reconcile`` command line: one module per command, the only place with files
 and printing.
 
-* ``replay TRACE`` (:mod:`.replay`), ``check TRACE`` (:mod:`.check`), ``audit PATH...`` (:mod:`.audit`),
-  ``simulate`` (:mod:`.simulate`), ``record`` and ``watch`` (:mod:`.record`,
-  :mod:`.watch`; the live client, an optional extra).
+* ``replay TRACE`` (:mod:`.replay`), ``check TRACE`` (:mod:`.check`),
+  ``audit PATH...`` (:mod:`.audit`), ``simulate`` (:mod:`.simulate`), ``record`` and
+  ``watch`` (:mod:`.record`, :mod:`.watch`; the live client, an optional extra).
 
 Every command module defines ``HELP``, ``DESCRIPTION``, ``add_arguments(parser)`` and
 ``run(args, out) -> int``, and imports at module level only what building the parser
