@@ -1,7 +1,7 @@
 """A chart of an audit's refusal mix: HTML (no dependency) or PNG/SVG/PDF (matplotlib).
 
-Two groups of horizontal bars: refusals per reason, and breaks per PROTOCOL section-10
-rule (refusals in one colour, advisories in another), with the files read, unreadable
+Two groups of horizontal bars, each on its own scale: refusals per reason, and breaks
+per PROTOCOL section-10 rule (refusals in one colour, advisories in another), with the files read, unreadable
 and with refusals in the title. The chart is drawn from the ``report`` part only, so
 the same inputs give the same HTML bytes.
 """
@@ -50,7 +50,10 @@ def chart_html(report: dict[str, Any]) -> str:
     top = 50
     y = top
     parts = []
-    biggest = max((v for _, _, v, _ in bars), default=0) or 1
+    # Each group has its own scale: advisories can outnumber refusals a thousand times.
+    biggest: dict[str, int] = {}
+    for name, _, value, _ in bars:
+        biggest[name] = max(biggest.get(name, 0), value)
     group = None
     for name, label, value, colour in bars:
         if name != group:
@@ -60,7 +63,7 @@ def chart_html(report: dict[str, Any]) -> str:
                 f'<text x="8" y="{y + 14}" font-weight="bold">{html.escape(name)}</text>'
             )
             y += row
-        length = max(1, round(bar_w * value / biggest))
+        length = max(1, round(bar_w * value / (biggest[name] or 1)))
         parts.append(
             f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{html.escape(label)}</text>'
             f'<rect x="{label_w}" y="{y + 3}" width="{length}" height="{row - 8}" fill="{colour}">'
@@ -117,22 +120,31 @@ def _write_image(report: dict[str, Any], path: str) -> None:
             "or write .html"
         ) from None
     bars = _bars(report)
-    figure, axes = plt.subplots(figsize=(10, 1.2 + 0.45 * max(len(bars), 1)))
+    groups = list(dict.fromkeys(name for name, _, _, _ in bars))
+    heights = [sum(1 for b in bars if b[0] == g) for g in groups] or [1]
+    figure, all_axes = plt.subplots(
+        max(len(groups), 1), 1, squeeze=False,
+        figsize=(10, 1.4 + 0.45 * sum(heights) + 0.6 * len(heights)),
+        gridspec_kw={"height_ratios": heights},
+    )
     try:
-        if bars:
-            labels = [f"{label}" for _, label, _, _ in bars][::-1]
-            values = [value for _, _, value, _ in bars][::-1]
-            colours = [colour for _, _, _, colour in bars][::-1]
-            positions = range(len(bars))
-            axes.barh(positions, values, color=colours)
-            axes.set_yticks(list(positions), labels)
-            for position, value in zip(positions, values):
-                axes.annotate(f" {value:,}", (value, position), va="center")
-            axes.set_xlabel("count (refusals: blue by reason; rules: red refused, amber advisory)")
-        else:
+        if not bars:
+            axes = all_axes[0][0]
             axes.text(0.5, 0.5, "nothing refused, no rule broken", ha="center", va="center")
             axes.set_axis_off()
-        axes.set_title(_title(report), fontsize=10)
+        # Each group on its own axes and scale: advisories can outnumber refusals a
+        # thousand times.
+        for (axes,), group in zip(all_axes, groups):
+            chosen = [b for b in bars if b[0] == group][::-1]
+            positions = list(range(len(chosen)))
+            values = [value for _, _, value, _ in chosen]
+            axes.barh(positions, values, color=[colour for _, _, _, colour in chosen])
+            axes.set_yticks(positions, [label for _, label, _, _ in chosen])
+            axes.set_xlim(0, max(values) * 1.15 or 1)
+            for position, value in zip(positions, values):
+                axes.annotate(f" {value:,}", (value, position), va="center")
+            axes.set_title(group, fontsize=10, loc="left")
+        figure.suptitle(_title(report), fontsize=10)
         figure.tight_layout()
         # No creation date or version in the metadata: same report, same bytes.
         metadata = {".png": {"Software": None}, ".svg": {"Date": None},
