@@ -241,17 +241,20 @@ def test_check_document_names_each_section_10_rule():
         announce("T1"), chunk("a"),  # stream text without turnInvocationId: rule 3
         chunk("b", turnInvocationId="T1"),  # carries it: fine
         callback("final", None),  # no turn id: refused, rule 1
-        done(),
+        done(),  # without turnInvocationId too: rule 3
         {"event": "history", "data": {"threadId": "t1", "messages": [history_callback, draft]}},
         {"event": "history", "data": {"threadId": "t1", "messages": []}},  # rule 5
     ]
     document = check_document(_lines(events))
-    rules = {r["rule"]: r for r in document["rules"]}
-    assert set(rules) == {1, 2, 3, 5}
-    assert (rules[1]["count"], rules[1]["lines"], rules[1]["refusal"]) == (1, [4], True)
-    assert (rules[2]["count"], rules[2]["lines"], rules[2]["refusal"]) == (1, [6], True)
-    assert (rules[3]["count"], rules[3]["lines"], rules[3]["refusal"]) == (2, [2, 6], False)
-    assert (rules[5]["count"], rules[5]["lines"]) == (1, [7])
+    rules = {r["key"]: (r["rule"], r["count"], r["lines"], r["refusal"])
+             for r in document["rules"]}
+    assert rules == {
+        "live_callback_without_turn": (1, 1, [4], True),
+        "stored_callback_without_turn": (2, 1, [6], True),  # refused: nothing to tie it to
+        "stream_without_turn_id": (3, 2, [2, 5], False),
+        "draft_without_parent": (3, 1, [6], False),
+        "empty_history": (5, 1, [7], False),
+    }
     assert document["reasons"] == {"callback_without_invocation": 2}
     assert document["threads"]["t1"]["refused"] == 2
     assert (document["lines"], document["events"]) == (7, 7)
@@ -267,7 +270,8 @@ def test_a_clean_dual_id_trace_breaks_no_rule():
 def test_strict_makes_advisories_fail():
     document = check_document(_lines([announce("T1"), chunk("a"), done()]))
     report = merge([file_record("a.jsonl", document)])
-    assert [r["rule"] for r in report["rules"]] == [3]
+    assert [(r["rule"], r["key"]) for r in report["rules"]] == [(3, "stream_without_turn_id")]
+    assert report["worst"][0]["advisories"] == 2  # the chunk and the done
     assert (exit_status(report), exit_status(report, strict=True)) == (0, 1)
 
 
@@ -293,7 +297,7 @@ def test_cli_summary_names_totals_rules_and_worst_files(corpus):
     assert status == 1
     assert text.startswith(f"audit of {FILES} files ({FILES} read, 0 unreadable)")
     assert "PROTOCOL section 10, rules broken:" in text
-    assert "rule 3 (late joiners can bind stream events)" in text
+    assert "rule 3 (stream events without turnInvocationId" in text
     assert "worst files:" in text and "slowest files:" in text
 
 
@@ -324,7 +328,7 @@ def test_chart_html_is_deterministic_and_names_the_refusal_mix(corpus, tmp_path)
     assert page == chart_html(report)
     for reason in report["reasons"]:
         assert reason in page
-    assert "rule 3: late joiners can bind stream events (advisory)" in page
+    assert "rule 3: stream events without turnInvocationId" in page
 
 
 def test_chart_png(corpus, tmp_path):
@@ -345,7 +349,9 @@ def test_check_document_judges_odd_lines_exactly_as_the_engine():
     engine = Reconciler()
     engine.feed(lines)
     document = check_document(lines)
-    assert document["rejected"] == [r.to_dict() for r in engine.rejected]
+    assert [(r["line"], r["reason"], r["detail"]) for r in document["rejected"]] == [
+        (r.line, str(r.reason), r.detail) for r in engine.rejected
+    ]
     assert (document["lines"], document["events"]) == (engine.lines, engine.stats.events)
     assert document["threads"]["t1"]["bubbles"] == len(engine.bubbles("t1"))
 

@@ -25,7 +25,15 @@ from typing import Any
 
 from ._check import check_document
 from ._read import expand, open_lines
-from ._report import REPORT_VERSION, error_record, exit_status, file_record, merge, timing
+from ._report import (
+    REPORT_VERSION,
+    error_record,
+    exit_status,
+    file_record,
+    merge,
+    rule_kind,
+    timing,
+)
 from ._runner import AuditError, Progress, check_file, run_dask, run_local
 from .chart import write_chart
 
@@ -41,6 +49,7 @@ __all__ = [
     "merge",
     "open_lines",
     "REPORT_VERSION",
+    "rule_kind",
     "write_chart",
 ]
 

@@ -20,19 +20,26 @@ from typing import Any
 
 from ._check import FIRST_LINES
 
-__all__ = ["REPORT_VERSION", "file_record", "error_record", "merge", "timing", "exit_status"]
+__all__ = [
+    "REPORT_VERSION", "file_record", "error_record", "merge", "timing", "exit_status", "rule_kind",
+]
 
 #: Bumped when a key of the report changes meaning or disappears.
 REPORT_VERSION = 1
+
+#: Per-thread counts summed over files (a count a document lacks counts as 0).
+_THREAD_COUNTS = ("events", "bubbles", "refused", "gaps")
 
 
 def file_record(path: str, document: dict[str, Any]) -> dict[str, Any]:
     """Condense one file's check document (``CheckReport.to_dict()``)."""
     reasons = dict(document.get("reasons", {}))
     rules = {
-        str(rule["rule"]): {
+        _rule_key(rule): {
+            "rule": rule["rule"],
             "title": rule["title"],
             "count": rule["count"],
+            "refused": rule.get("refused", rule["count"] if rule["refusal"] else 0),
             "lines": list(rule["lines"])[:FIRST_LINES],
             "refusal": bool(rule["refusal"]),
         }
@@ -55,13 +62,18 @@ def file_record(path: str, document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _rule_key(rule: dict[str, Any]) -> str:
+    # Two kinds of break may share a rule number (rule 3: stream events, drafts).
+    return rule.get("key") or f"rule-{rule['rule']}"
+
+
 def error_record(path: str, error: str, lines_read: int = 0) -> dict[str, Any]:
     """A file that could not be read to its end: reported, and left out of the totals."""
     return {"path": path, "error": error, "lines_read": lines_read}
 
 
 def _advisories(record: dict[str, Any]) -> int:
-    return sum(r["count"] for r in record["rules"].values() if not r["refusal"])
+    return sum(r["count"] - r["refused"] for r in record["rules"].values())
 
 
 def merge(records: Iterable[dict[str, Any]], top: int = 10) -> dict[str, Any]:
@@ -86,7 +98,7 @@ def merge(records: Iterable[dict[str, Any]], top: int = 10) -> dict[str, Any]:
     ]
 
     reasons: dict[str, int] = {}
-    rules: dict[int, dict[str, Any]] = {}
+    rules: dict[str, dict[str, Any]] = {}
     threads: dict[str, dict[str, int]] = {}
     first_gaps: list[dict[str, Any]] = []
     for record in read:
@@ -95,21 +107,22 @@ def merge(records: Iterable[dict[str, Any]], top: int = 10) -> dict[str, Any]:
             reasons[reason] = reasons.get(reason, 0) + n
         for key, rule in record["rules"].items():
             total = rules.setdefault(
-                int(key),
-                {"rule": int(key), "title": rule["title"], "count": 0, "files": 0,
-                 "refusal": False, "first": []},
+                key,
+                {"rule": rule["rule"], "key": key, "title": rule["title"], "count": 0,
+                 "refused": 0, "files": 0, "refusal": False, "first": []},
             )
             total["count"] += rule["count"]
+            total["refused"] += rule["refused"]
             total["files"] += 1
             total["refusal"] = total["refusal"] or rule["refusal"]
             room = top - len(total["first"])
             total["first"].extend({"path": path, "line": n} for n in rule["lines"][:max(room, 0)])
         for thread, counts in record["threads"].items():
             total_t = threads.setdefault(
-                thread, {"files": 0, "bubbles": 0, "refused": 0, "gaps": 0}
+                thread, {"files": 0, "events": 0, "bubbles": 0, "refused": 0, "gaps": 0}
             )
             total_t["files"] += 1
-            for key in ("bubbles", "refused", "gaps"):
+            for key in _THREAD_COUNTS:
                 total_t[key] += counts.get(key, 0)
         room = top - len(first_gaps)
         first_gaps.extend({"path": path, **g} for g in record["first_gaps"][:max(room, 0)])
@@ -132,7 +145,7 @@ def merge(records: Iterable[dict[str, Any]], top: int = 10) -> dict[str, Any]:
         "events": sum(r["events"] for r in read),
         "refused": refused,
         "reasons": dict(sorted(reasons.items())),
-        "rules": [rules[k] for k in sorted(rules)],
+        "rules": sorted(rules.values(), key=lambda r: (r["rule"], r["key"])),
         "threads": dict(sorted(threads.items())),
         "gaps": {
             "count": sum(r["gaps"] for r in read),
@@ -145,7 +158,7 @@ def merge(records: Iterable[dict[str, Any]], top: int = 10) -> dict[str, Any]:
                 "refused": r["refused"],
                 "advisories": _advisories(r),
                 "reasons": r["reasons"],
-                "rules": sorted(int(k) for k in r["rules"]),
+                "rules": sorted({v["rule"] for v in r["rules"].values()}),
                 "first_refusals": r["first_refusals"],
             }
             for r in worst
@@ -158,17 +171,13 @@ def merge(records: Iterable[dict[str, Any]], top: int = 10) -> dict[str, Any]:
                 "events": r["events"],
                 "refused": r["refused"],
                 "reasons": r["reasons"],
-                "rules": {k: v["count"] for k, v in sorted(r["rules"].items(), key=_rule_key)},
+                "rules": {k: v["count"] for k, v in sorted(r["rules"].items())},
                 "gaps": r["gaps"],
                 "threads": len(r["threads"]),
             }
             for r in read
         ],
     }
-
-
-def _rule_key(item: tuple[str, Any]) -> int:
-    return int(item[0])
 
 
 def timing(
@@ -214,6 +223,15 @@ def exit_status(report: dict[str, Any], strict: bool = False) -> int:
     advisory rule broken); 1 otherwise."""
     if report["refused"] or report["files"]["unreadable"]:
         return 1
-    if strict and any(not rule["refusal"] for rule in report["rules"]):
+    if strict and any(rule["count"] > rule["refused"] for rule in report["rules"]):
         return 1
     return 0
+
+
+def rule_kind(rule: dict[str, Any]) -> str:
+    """``refused``, ``advisory``, or ``N refused`` when only some of its breaks were."""
+    if not rule["refused"]:
+        return "advisory"
+    if rule["refused"] >= rule["count"]:
+        return "refused"
+    return f"{rule['refused']:,} refused"

@@ -12,6 +12,7 @@ import html
 import os
 from typing import Any
 
+from ._report import rule_kind
 from ._runner import AuditError
 
 __all__ = ["write_chart", "chart_html", "CHART_SUFFIXES"]
@@ -26,12 +27,16 @@ def _bars(report: dict[str, Any]) -> list[tuple[str, str, int, str]]:
     bars = [("refusals by reason", reason, n, _REASON) for reason, n in report["reasons"].items()]
     for rule in report["rules"]:
         colour = _REFUSAL if rule["refusal"] else _ADVISORY
-        kind = "refused" if rule["refusal"] else "advisory"
         bars.append(
-            ("section-10 rules broken", f"rule {rule['rule']}: {rule['title']} ({kind})",
+            ("section-10 rules broken",
+             f"rule {rule['rule']}: {_short(rule['title'])} ({rule_kind(rule)})",
              rule["count"], colour)
         )
     return bars
+
+
+def _short(title: str, width: int = 60) -> str:
+    return title if len(title) <= width else title[: width - 1] + "…"
 
 
 def _title(report: dict[str, Any]) -> str:

@@ -125,8 +125,10 @@ def summary(result: dict[str, Any], top: int = 10) -> str:
         lines.append("refused: none")
     if report["rules"]:
         lines.append("PROTOCOL section 10, rules broken:")
+        from reconcile.audit import rule_kind
+
         for rule in report["rules"]:
-            kind = "refused" if rule["refusal"] else "advisory"
+            kind = rule_kind(rule)
             first = ", ".join(f"{f['path']}:{f['line']}" for f in rule["first"][:3])
             lines.append(
                 f"  rule {rule['rule']} ({rule['title']}): {rule['count']:,} in "
