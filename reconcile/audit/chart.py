@@ -1,9 +1,9 @@
 """A chart of an audit's refusal mix: HTML (no dependency) or PNG/SVG/PDF (matplotlib).
 
 Two groups of horizontal bars, each on its own scale: refusals per reason, and breaks
-per PROTOCOL section-10 rule (refusals in one colour, advisories in another), with the files read, unreadable
-and with refusals in the title. The chart is drawn from the ``report`` part only, so
-the same inputs give the same HTML bytes.
+per PROTOCOL section-10 rule (refused in one colour, advisories in another), with the
+files read, unreadable and with refusals in the title. The chart is drawn from the
+``report`` part only, so the same inputs give the same HTML bytes.
 """
 
 from __future__ import annotations
