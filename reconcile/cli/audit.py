@@ -108,17 +108,21 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
     return exit_status(report, strict=args.strict)
 
 
+def _files(n: int) -> str:
+    return f"{n:,} file" if n == 1 else f"{n:,} files"
+
+
 def summary(result: dict[str, Any], top: int = 10) -> str:
     """The report for people: totals first, then what to look at."""
     report, timing = result["report"], result["timing"]
     files = report["files"]
     lines = [
-        f"audit of {files['count']:,} files ({files['read']:,} read, "
+        f"audit of {_files(files['count'])} ({files['read']:,} read, "
         f"{files['unreadable']:,} unreadable): {report['lines']:,} lines, "
         f"{report['events']:,} events"
     ]
     if report["refused"]:
-        lines.append(f"refused: {report['refused']:,} in {files['with_refusals']:,} files")
+        lines.append(f"refused: {report['refused']:,} in {_files(files['with_refusals'])}")
         width = max(len(r) for r in report["reasons"])
         lines += [f"  {r:<{width}}  {n:>12,}" for r, n in report["reasons"].items()]
     else:
@@ -132,11 +136,11 @@ def summary(result: dict[str, Any], top: int = 10) -> str:
             first = ", ".join(f"{f['path']}:{f['line']}" for f in rule["first"][:3])
             lines.append(
                 f"  rule {rule['rule']} ({rule['title']}): {rule['count']:,} in "
-                f"{rule['files']:,} files, {kind}; first at {first}"
+                f"{_files(rule['files'])}, {kind}; first at {first}"
             )
     gaps = report["gaps"]
     if gaps["count"]:
-        lines.append(f"gaps: {gaps['count']:,} in {gaps['files']:,} files")
+        lines.append(f"gaps: {gaps['count']:,} in {_files(gaps['files'])}")
         for gap in gaps["first"][:3]:
             lines.append(
                 f"  {gap['path']}: thread {gap['thread']}, after seq {gap['after']}, "
@@ -163,7 +167,7 @@ def summary(result: dict[str, Any], top: int = 10) -> str:
     for thread, counts in troubled:
         lines.append(
             f"  {shorten(thread, 40)}: {counts['refused']:,} refused, {counts['gaps']:,} gaps, "
-            f"{counts['bubbles']:,} bubbles in {counts['files']:,} files"
+            f"{counts['bubbles']:,} bubbles in {_files(counts['files'])}"
         )
     if report["unreadable"]:
         lines.append("unreadable:")
