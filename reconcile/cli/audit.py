@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
         "--workers", type=_positive, metavar="N",
-        help="local processes (default: one per core; 1 runs in this process)",
+        help="local processes (default: one per core; 1 runs in this process; "
+        "ignored with --scheduler)",
     )
     parser.add_argument(
         "--scheduler", metavar="ADDRESS",
