@@ -108,6 +108,7 @@ def run(files: int = FILES, turns: int = TURNS, rounds: int = ROUNDS) -> list[Fi
             contenders["Dask LocalCluster, 2 workers"] = lambda: audit(paths, scheduler=client)
         walls: dict[str, list[float]] = {name: [] for name in contenders}
         cpus: dict[str, list[float]] = {name: [] for name in contenders}
+        concurrency: dict[str, list[float]] = {name: [] for name in contenders}
         reports = {}
         ceilings: list[float] = []
         try:
@@ -117,6 +118,7 @@ def run(files: int = FILES, turns: int = TURNS, rounds: int = ROUNDS) -> list[Fi
                     result = contender()
                     walls[name].append(time.perf_counter() - started)
                     cpus[name].append(result["timing"]["cpu_seconds"])
+                    concurrency[name].append(result["timing"]["concurrency"] or 0.0)
                     reports[name] = result["report"]
                 ceilings.append(ceiling(cores))
                 log(f"audit: round {number + 1}/{rounds}: " + ", ".join(
@@ -137,7 +139,8 @@ def run(files: int = FILES, turns: int = TURNS, rounds: int = ROUNDS) -> list[Fi
     for name in names:
         rates = [lines / w for w in walls[name]]
         cpu_note = (f"CPU {statistics.median(cpus[name]):.2f} s of checks per "
-                    f"{statistics.median(walls[name]):.2f} s wall")
+                    f"{statistics.median(walls[name]):.2f} s wall, "
+                    f"{statistics.median(concurrency[name]):.2f} files at once")
         figures.append(Figure(f"audit_rate_{names.index(name)}", f"audit lines/s, {name}",
                               "events/s", rates, note=cpu_note,
                               extra={"wall_seconds": walls[name], "cpu_seconds": cpus[name]}))

@@ -198,6 +198,7 @@ def timing(
     timings = list(timings)
     lines = sum(t["lines"] for t in timings)
     cpu = sum(t["cpu_seconds"] for t in timings)
+    in_flight = sum(t["seconds"] for t in timings)
     slowest = sorted(timings, key=lambda t: (-t["seconds"], t["path"]))[:top]
     return {
         "runner": runner,
@@ -206,6 +207,9 @@ def timing(
         "cpu_seconds": round(cpu, 3),
         "lines_per_second": round(lines / wall_seconds) if wall_seconds > 0 else None,
         "lines_per_cpu_second": round(lines / cpu) if cpu > 0 else None,
+        # Files being checked at once, on average: near `workers` when the pool is
+        # kept busy; CPU below wall time within that means the machine was shared.
+        "concurrency": round(in_flight / wall_seconds, 2) if wall_seconds > 0 else None,
         "slowest": [
             {
                 "path": t["path"],
