@@ -374,3 +374,10 @@ def test_a_worker_reads_a_large_file_in_flat_memory(tmp_path):
             tracemalloc.stop()
         assert record["lines"] == 40_000
         assert peak < len(data) // 8  # 1.6 MB of trace; a few kB held at once
+
+
+def test_cli_progress_counts_files_and_lines_on_stderr(corpus, capsys):
+    status, _ = call("audit", str(corpus / "host-0"), "--progress", "--workers", "2")
+    err = capsys.readouterr().err
+    files = len(expand([str(corpus / "host-0")])[0])
+    assert f"audit: {files:,}/{files:,} files," in err and err.endswith(" lines\n")
