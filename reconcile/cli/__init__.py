@@ -2,8 +2,8 @@
 and printing.
 
 * ``replay TRACE`` (:mod:`.replay`), ``check TRACE`` (:mod:`.check`),
-  ``simulate`` (:mod:`.simulate`), ``record`` and ``watch`` (:mod:`.record`,
-  :mod:`.watch`; the live client, an optional extra).
+  ``audit PATH...`` (:mod:`.audit`), ``simulate`` (:mod:`.simulate`), ``record`` and
+  ``watch`` (:mod:`.record`, :mod:`.watch`; the live client, an optional extra).
 
 Every command module defines ``HELP``, ``DESCRIPTION``, ``add_arguments(parser)`` and
 ``run(args, out) -> int``, and imports at module level only what building the parser
@@ -30,7 +30,7 @@ from ._common import EXIT_OK, EXIT_USAGE, UsageError, can_write_any_text
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Command name -> the module of this package that carries it out, in help order.
-COMMANDS = ("replay", "check", "simulate", "record", "watch")
+COMMANDS = ("replay", "check", "audit", "simulate", "record", "watch")
 
 
 def build_parser() -> argparse.ArgumentParser:
