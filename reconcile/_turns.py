@@ -43,7 +43,10 @@ class TurnState(enum.StrEnum):
 
 class TurnInput(enum.StrEnum):
     STREAM_TEXT = "stream_text"  # a stream chunk bound to the turn
-    CALLBACK = "callback"  # a callback took (or already holds) the primary bubble
+    # A callback (section 4.2). The caller compares message ids and says which:
+    CALLBACK = "callback"  # no messageId, or the same one as the turn's primary bubble
+    CALLBACK_NEW_MESSAGE = "callback_new_message"  # a messageId the primary does not have
+    EXPLICIT_POST = "explicit_post"  # extra.isExplicitPost (section 4.3)
     CLOSE = "close"  # done, error, or a newer announcement
     STORED_MESSAGE = "stored_message"  # a history message with the turn's final text
 
@@ -52,6 +55,9 @@ class Action(enum.StrEnum):
     APPEND = "append"  # add the chunk to the primary bubble
     SUPERSEDE = "supersede"  # drop the chunk, count it
     REFUSE = "refuse"  # refuse the chunk as stream_after_done
+    REPLACE = "replace"  # the callback becomes the primary bubble (made or replaced)
+    REDELIVER = "redeliver"  # the callback sets the primary's text again
+    SECOND_POST = "second_post"  # the callback is a bubble of its own, keyed by messageId
     SET_TEXT = "set_text"  # the stored text becomes the primary's text
     NOTHING = "nothing"  # the input changes no bubble
 
@@ -60,20 +66,35 @@ _S, _I, _A = TurnState, TurnInput, Action
 
 #: (state, input) -> (next state, action). The whole life of a turn.
 TRANSITIONS: dict[tuple[TurnState, TurnInput], tuple[TurnState, Action]] = {
+    # Stream text grows an open turn, is stale once a callback replaced the turn
+    # (a callback may legitimately overtake its own stream), and is refused after done.
     (_S.OPEN, _I.STREAM_TEXT): (_S.OPEN, _A.APPEND),
     (_S.REPLACED, _I.STREAM_TEXT): (_S.REPLACED, _A.SUPERSEDE),
     (_S.CLOSED, _I.STREAM_TEXT): (_S.CLOSED, _A.REFUSE),
     (_S.CLOSED_REPLACED, _I.STREAM_TEXT): (_S.CLOSED_REPLACED, _A.SUPERSEDE),
-    # Open or closed does not matter to a callback: a late one still lands.
-    (_S.OPEN, _I.CALLBACK): (_S.REPLACED, _A.NOTHING),
-    (_S.REPLACED, _I.CALLBACK): (_S.REPLACED, _A.NOTHING),
-    (_S.CLOSED, _I.CALLBACK): (_S.CLOSED_REPLACED, _A.NOTHING),
-    (_S.CLOSED_REPLACED, _I.CALLBACK): (_S.CLOSED_REPLACED, _A.NOTHING),
+    # Section 4.2. Open or closed does not matter to a callback: a late one still
+    # lands. The first callback replaces; after that, the same message (or none) is a
+    # redelivery, and another message is a second post.
+    (_S.OPEN, _I.CALLBACK): (_S.REPLACED, _A.REPLACE),
+    (_S.CLOSED, _I.CALLBACK): (_S.CLOSED_REPLACED, _A.REPLACE),
+    (_S.REPLACED, _I.CALLBACK): (_S.REPLACED, _A.REDELIVER),
+    (_S.CLOSED_REPLACED, _I.CALLBACK): (_S.CLOSED_REPLACED, _A.REDELIVER),
+    (_S.OPEN, _I.CALLBACK_NEW_MESSAGE): (_S.REPLACED, _A.REPLACE),
+    (_S.CLOSED, _I.CALLBACK_NEW_MESSAGE): (_S.CLOSED_REPLACED, _A.REPLACE),
+    (_S.REPLACED, _I.CALLBACK_NEW_MESSAGE): (_S.REPLACED, _A.SECOND_POST),
+    (_S.CLOSED_REPLACED, _I.CALLBACK_NEW_MESSAGE): (_S.CLOSED_REPLACED, _A.SECOND_POST),
+    # Section 4.3: an explicit post never becomes the primary and supersedes nothing.
+    (_S.OPEN, _I.EXPLICIT_POST): (_S.OPEN, _A.SECOND_POST),
+    (_S.REPLACED, _I.EXPLICIT_POST): (_S.REPLACED, _A.SECOND_POST),
+    (_S.CLOSED, _I.EXPLICIT_POST): (_S.CLOSED, _A.SECOND_POST),
+    (_S.CLOSED_REPLACED, _I.EXPLICIT_POST): (_S.CLOSED_REPLACED, _A.SECOND_POST),
+    # Closing is idempotent; the engine sets a streaming primary to done.
     (_S.OPEN, _I.CLOSE): (_S.CLOSED, _A.NOTHING),
     (_S.REPLACED, _I.CLOSE): (_S.CLOSED_REPLACED, _A.NOTHING),
     (_S.CLOSED, _I.CLOSE): (_S.CLOSED, _A.NOTHING),
     (_S.CLOSED_REPLACED, _I.CLOSE): (_S.CLOSED_REPLACED, _A.NOTHING),
-    # A stored message is the turn's final stream text, unless a callback won.
+    # Section 7: a stored message is the turn's final stream text and closes it,
+    # unless a callback won (then nothing: not even closing, the text says nothing new).
     (_S.OPEN, _I.STORED_MESSAGE): (_S.CLOSED, _A.SET_TEXT),
     (_S.CLOSED, _I.STORED_MESSAGE): (_S.CLOSED, _A.SET_TEXT),
     (_S.REPLACED, _I.STORED_MESSAGE): (_S.REPLACED, _A.NOTHING),

@@ -16,6 +16,8 @@ from typing import Any, TypeGuard
 
 import orjson
 
+from ._errors import ReconcileError
+
 __all__ = [
     "WireError",
     "decode_json",
@@ -30,8 +32,12 @@ __all__ = [
 ]
 
 
-class WireError(ValueError):
-    """A line or payload that is not strict JSON; the message says why."""
+class WireError(ReconcileError, ValueError):
+    """A line or payload that is not strict JSON; the message says why.
+
+    A ``ValueError`` too, so code written against the standard library's decoders
+    (which raise ``ValueError``) keeps catching it.
+    """
 
 
 #: ``agent_message`` types the protocol knows; any other type is ignored.
@@ -219,7 +225,9 @@ def canonical_json(value: Any) -> str:
 _CANONICAL_BUDGET = 1_000_000
 
 
-def _push_members(stack: list, opening: str, closing: str, members: list) -> None:
+def _push_members(
+    stack: list[tuple[bool, Any]], opening: str, closing: str, members: list[tuple[str, Any]]
+) -> None:
     # Pushed in reverse so they pop in order: opening, k1 v1 "," k2 v2 ..., closing.
     stack.append((True, closing))
     for index, (prefix, member) in enumerate(reversed(members)):

@@ -116,7 +116,7 @@ def test_a_turn_never_has_two_primary_bubbles(trace):
                 continue
             # Not the primary: a post.
             assert bubble.origin == "callback" and bubble.status == "done", bubble
-            assert bubble.tools == [] and bubble.thinking == "" and bubble.error is None
+            assert bubble.tools == () and bubble.thinking == "" and bubble.error is None
 
 
 # ---------------------------------------------------------------------- redelivery

@@ -37,6 +37,7 @@ from reconcile import (
 )
 
 from . import strategies as gen
+from .helpers import ChangeView
 from .model import replay
 
 EPOCHS = (None, "e1", "e2")
@@ -65,6 +66,7 @@ class Lockstep(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.engine = Reconciler()
+        self.view = ChangeView(self.engine)  # a UI fed only by the change stream
         self.log: list[Any] = []
         self.current = "t1"
         self.seq: dict[str, tuple[Any, int]] = {}  # thread -> (epoch, last seq stamped)
@@ -99,7 +101,7 @@ class Lockstep(RuleBasedStateMachine):
         before = set(r._bubbles)
         rejected, gaps, stats = len(r.rejected), len(r.gaps), r.stats
         pristine = copy.deepcopy(event)
-        changes = r.receive_message(event)
+        changes = self.view.receive(event)
         self.log.append(event)
         assert event == pristine, "the engine never mutates its input"
         line = r.lines

@@ -53,3 +53,22 @@ def test_turn_walks_through_its_life():
     assert turn.closed and turn.replaced
     assert turn.step(TurnInput.STREAM_TEXT) is Action.SUPERSEDE
     assert "closed_replaced" in repr(turn)
+
+
+@pytest.mark.parametrize("state", [TurnState.OPEN, TurnState.CLOSED])
+@pytest.mark.parametrize("kind", [TurnInput.CALLBACK, TurnInput.CALLBACK_NEW_MESSAGE])
+def test_the_first_callback_replaces_open_or_closed(state, kind):
+    after, action = TRANSITIONS[state, kind]
+    assert action is Action.REPLACE
+    assert after in (TurnState.REPLACED, TurnState.CLOSED_REPLACED)
+
+
+@pytest.mark.parametrize("state", [TurnState.REPLACED, TurnState.CLOSED_REPLACED])
+def test_after_replacement_same_message_redelivers_and_another_is_a_post(state):
+    assert TRANSITIONS[state, TurnInput.CALLBACK] == (state, Action.REDELIVER)
+    assert TRANSITIONS[state, TurnInput.CALLBACK_NEW_MESSAGE] == (state, Action.SECOND_POST)
+
+
+@pytest.mark.parametrize("state", list(TurnState))
+def test_an_explicit_post_is_always_a_post_and_changes_no_state(state):
+    assert TRANSITIONS[state, TurnInput.EXPLICIT_POST] == (state, Action.SECOND_POST)
