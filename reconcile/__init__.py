@@ -23,12 +23,16 @@ from ._bubbles import (
     Origin,
     Rejected,
     Status,
+    RunningTurn,
     Superseded,
+    TurnClosed,
+    TurnOpened,
     Update,
 )
 from ._errors import LocalProtocolError, Reason, ReconcileError
 from ._events import AgentMessage, Event, History, OtherEvent, announce, callback, done, stream
 from ._reconciler import LogView, Reconciler, Stats, ThreadBubbles
+from ._turns import TurnEnd
 
 __version__ = "0.1.0"
 
@@ -50,6 +54,11 @@ __all__ = [
     "Superseded",
     "Duplicate",
     "Gap",
+    # turn activity
+    "TurnOpened",
+    "TurnClosed",
+    "TurnEnd",
+    "RunningTurn",
     # input
     "Event",
     "AgentMessage",

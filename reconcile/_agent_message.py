@@ -19,13 +19,15 @@ from ._bubbles import BubbleAdded, BubbleUpdated, Change, Duplicate, Gap, Status
 from ._callbacks import CallbackPlacement
 from ._errors import Reason
 from ._thread import ThreadState
-from ._turns import Action, TurnInput
+from ._turns import Turn
+from ._turns import Action, Activity, TurnEnd, TurnInput
 from ._wire import KNOWN_TYPES, check_agent_message, epoch_key, is_id, parse_json_object
 
 __all__ = ["AgentMessageHandlers"]
 
-_STREAM_TEXT, _CLOSE = TurnInput.STREAM_TEXT, TurnInput.CLOSE
+_STREAM_TEXT, _ACTIVITY = TurnInput.STREAM_TEXT, TurnInput.ACTIVITY
 _APPEND, _SUPERSEDE = Action.APPEND, Action.SUPERSEDE
+_OPENS = Activity.OPENS
 _APPENDED = Update.APPENDED
 
 
@@ -92,6 +94,14 @@ class AgentMessageHandlers(CallbackPlacement):
         apply(self, thread, data, cat, ts, line, changes)
         return tuple(changes)
 
+    def _attach(
+        self, thread: ThreadState, turn: Turn, cat: str, ts: int, line: int, changes: list[Change]
+    ) -> None:
+        """A bound tool, thinking or block: the table says it attaches (in any state)
+        and whether it is the first sign that the turn runs."""
+        if turn.step(_ACTIVITY)[2] is _OPENS:
+            self._opened(thread, turn, cat, ts, line, changes)
+
     # ------------------------------------------------------------------ by type
 
     def _text(
@@ -115,7 +125,9 @@ class AgentMessageHandlers(CallbackPlacement):
         if turn is None:
             self._unbound(thread, line, "stream text", cat, changes)
             return
-        action = turn.step(_STREAM_TEXT)
+        _, action, activity = turn.step(_STREAM_TEXT)
+        if activity is _OPENS:
+            self._opened(thread, turn, cat, ts, line, changes)
         if action is _APPEND:
             chunk = data["content"]
             bubble = turn.primary
@@ -157,6 +169,7 @@ class AgentMessageHandlers(CallbackPlacement):
             entry = {"kind": "use", "name": data.get("toolName"), "input": data.get("toolInput")}
         else:
             entry = {"kind": "result", "name": data.get("toolName"), "content": data.get("content")}
+        self._attach(thread, turn, cat, ts, line, changes)
         bubble, made = self._primary(thread, turn, cat, ts, line, changes)
         bubble.add_tool(entry)
         if not made:
@@ -175,7 +188,7 @@ class AgentMessageHandlers(CallbackPlacement):
         nothing (there is nothing it could close exactly)."""
         turn = self._bind(thread, data, cat)
         if turn is not None:
-            self._close(turn, line, changes)
+            self._close(thread, turn, TurnEnd.DONE, line, changes)
 
     def _error(
         self,
@@ -197,7 +210,7 @@ class AgentMessageHandlers(CallbackPlacement):
         if bubble.fail(text) and not made:
             changes.append(BubbleUpdated(bubble, Update.ERRORED, line))
         # The bubble already says error, so closing has no status left to change.
-        turn.step(_CLOSE)
+        self._close(thread, turn, TurnEnd.ERROR, line, changes)
 
     def _handoff(
         self,
@@ -237,7 +250,7 @@ class AgentMessageHandlers(CallbackPlacement):
             agent = cat
         kind = payload.get("type")
         if kind == "invocation_created":
-            self._announce(thread, data, payload, agent, line, changes)
+            self._announce(thread, data, payload, agent, ts, line, changes)
         elif kind == "thinking":
             self._thinking(thread, data, payload, agent, ts, line, changes)
         elif kind == "rich_block":
@@ -251,6 +264,7 @@ class AgentMessageHandlers(CallbackPlacement):
         data: dict[str, Any],
         payload: dict[str, Any],
         agent: str,
+        ts: int,
         line: int,
         changes: list[Change],
     ) -> None:
@@ -263,7 +277,7 @@ class AgentMessageHandlers(CallbackPlacement):
                 thread.id,
             )
             return
-        self._open_turn(thread, turn_id, data.get("invocationId"), agent, line, changes)
+        self._open_turn(thread, turn_id, data.get("invocationId"), agent, ts, line, changes)
 
     def _thinking(
         self,
@@ -283,6 +297,7 @@ class AgentMessageHandlers(CallbackPlacement):
         text = payload.get("text")
         if not isinstance(text, str):
             text = ""  # the protocol counts a non-string text as empty
+        self._attach(thread, turn, agent, ts, line, changes)
         bubble, made = self._primary(thread, turn, agent, ts, line, changes)
         before = bubble.thinking
         bubble.add_thinking(text)
@@ -326,6 +341,7 @@ class AgentMessageHandlers(CallbackPlacement):
         if turn is None:
             self._unbound(thread, line, "rich_block", agent, changes)
             return
+        self._attach(thread, turn, agent, ts, line, changes)
         bubble, made = self._primary(thread, turn, agent, ts, line, changes)
         if made:
             bubble.add_block(block_id)  # reported by the BubbleAdded

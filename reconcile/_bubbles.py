@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from ._errors import Reason
+from ._turns import TurnEnd
 
 __all__ = [
     "Origin",
@@ -32,6 +33,9 @@ __all__ = [
     "Superseded",
     "Duplicate",
     "Gap",
+    "TurnOpened",
+    "TurnClosed",
+    "RunningTurn",
     "Change",
 ]
 
@@ -345,4 +349,48 @@ class Gap:
         return {"thread": self.thread, "after": self.after, "before": self.before}
 
 
-Change = BubbleAdded | BubbleUpdated | Rejected | Superseded | Duplicate | Gap
+@attrs.frozen
+class TurnOpened:
+    """A turn started running: its agent works on it (see :meth:`Reconciler.running_turns`).
+
+    ``timestamp`` is the server time (ms) of the opening event, or the thread's largest
+    timestamp when that event had none.
+    """
+
+    thread: str
+    cat: str
+    turn: str
+    line: int
+    timestamp: int
+
+
+@attrs.frozen
+class TurnClosed:
+    """A running turn stopped; ``how`` says why. It always follows a
+    :class:`TurnOpened` of the same (thread, turn), and the turn never runs again."""
+
+    thread: str
+    cat: str
+    turn: str
+    how: TurnEnd
+    line: int
+
+
+@attrs.frozen
+class RunningTurn:
+    """A turn that is running: opened and not yet closed (a read-only value).
+
+    Its bubble may already be ``done`` (a callback is a finished message) while the
+    agent keeps working; a UI shows "working..." from this, not from bubble status.
+    """
+
+    thread: str
+    cat: str
+    turn: str
+    since: int  # server ms of the opening event (the thread's max when it had none)
+    line: int  # the line that opened it
+
+
+Change = (
+    BubbleAdded | BubbleUpdated | Rejected | Superseded | Duplicate | Gap | TurnOpened | TurnClosed
+)

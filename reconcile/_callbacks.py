@@ -86,7 +86,7 @@ class CallbackPlacement(EngineCore):
             kind = TurnInput.CALLBACK
         else:
             kind = TurnInput.CALLBACK_NEW_MESSAGE
-        action = turn.step(kind)
+        action = turn.step(kind)[1]  # a callback never starts or stops a turn running
         if action is _REPLACE:
             # The callback becomes the turn's primary bubble, in place: same id, same
             # position, so a late callback lands where its turn began.

@@ -21,12 +21,15 @@ from ._bubbles import (
     Gap,
     Origin,
     Rejected,
+    RunningTurn,
     Status,
+    TurnClosed,
+    TurnOpened,
     Update,
 )
 from ._errors import Reason
 from ._thread import ThreadState
-from ._turns import Turn, TurnInput
+from ._turns import Activity, Turn, TurnEnd, TurnInput
 
 __all__ = ["EngineCore"]
 
@@ -35,7 +38,8 @@ __all__ = ["EngineCore"]
 # hot path reads several per event.
 _STREAMING, _DONE, _ERROR = Status.STREAMING, Status.DONE, Status.ERROR
 _STREAM, _CALLBACK, _SYSTEM = Origin.STREAM, Origin.CALLBACK, Origin.SYSTEM
-_CLOSE = TurnInput.CLOSE
+_CLOSE, _START = TurnInput.CLOSE, TurnInput.START
+_OPENS, _CLOSES = Activity.OPENS, Activity.CLOSES
 
 
 class EngineCore:
@@ -225,6 +229,7 @@ class EngineCore:
         turn_id: str,
         parent: Any,
         agent: str,
+        ts: int,
         line: int,
         changes: list[Change],
     ) -> Turn:
@@ -236,17 +241,45 @@ class EngineCore:
         if current is not None and current is not turn and not current.closed:
             # One agent runs one turn at a time in a thread: a newer announcement
             # means the older turn is over, even if its done was lost.
-            self._close(current, line, changes)
+            self._close(thread, current, TurnEnd.SUPERSEDED, line, changes)
         if not turn.closed:  # a closed turn never reopens
             thread.open_turn[agent] = turn
         if isinstance(parent, str) and parent:
             thread.latest[agent, parent] = turn
+        self._start(thread, turn, agent, ts, line, changes)
         return turn
 
-    def _close(self, turn: Turn, line: int, changes: list[Change]) -> None:
-        """Section 3, closing: the turn closes and its primary stops streaming."""
-        turn.step(_CLOSE)
+    def _start(
+        self, thread: ThreadState, turn: Turn, cat: str, ts: int, line: int, changes: list[Change]
+    ) -> None:
+        """An announcement or a draft: evidence that the turn's agent works on it."""
+        if turn.step(_START)[2] is _OPENS:
+            self._opened(thread, turn, cat, ts, line, changes)
+
+    def _opened(
+        self, thread: ThreadState, turn: Turn, cat: str, ts: int, line: int, changes: list[Change]
+    ) -> None:
+        """The table said the turn starts running: record it and report it."""
+        cat = self._names.setdefault(cat, cat)
+        thread.running[turn.id] = RunningTurn(thread.id, cat, turn.id, ts, line)
+        changes.append(TurnOpened(thread.id, cat, turn.id, line, ts))
+
+    def _close(
+        self, thread: ThreadState, turn: Turn, how: TurnEnd, line: int, changes: list[Change]
+    ) -> None:
+        """Section 3, closing: the turn closes and its primary stops streaming; a
+        running turn reports how it stopped (one that never ran closes silently)."""
+        activity = turn.step(_CLOSE)[2]
         self._stop_streaming(turn, line, changes)
+        if activity is _CLOSES:
+            self._stopped(thread, turn, how, line, changes)
+
+    def _stopped(
+        self, thread: ThreadState, turn: Turn, how: TurnEnd, line: int, changes: list[Change]
+    ) -> None:
+        """The table said a running turn stopped: forget it and report it."""
+        running = thread.running.pop(turn.id)
+        changes.append(TurnClosed(thread.id, running.cat, turn.id, how, line))
 
     def _stop_streaming(self, turn: Turn, line: int, changes: list[Change]) -> None:
         """A closed turn's primary goes streaming -> done (an error stays an error)."""

@@ -15,7 +15,7 @@ from ._bubbles import BubbleAdded, Change, Origin, Status
 from ._callbacks import CallbackPlacement, is_explicit_post
 from ._errors import Reason
 from ._thread import ThreadState
-from ._turns import Action, TurnInput
+from ._turns import Action, Activity, TurnEnd, TurnInput
 from ._wire import is_id
 
 __all__ = ["HistoryMerge"]
@@ -145,8 +145,10 @@ class HistoryMerge(CallbackPlacement):
             if is_id(parent):
                 # Version 1.1: a draft naming its parent announces its turn, so a
                 # client that joined mid-turn binds the turn's later chunks.
-                self._open_turn(thread, turn_id, parent, cat, line, changes)
+                self._open_turn(thread, turn_id, parent, cat, ts, line, changes)
         turn = thread.turn(turn_id)
+        # A draft is the server's copy of a turn in progress: the turn runs.
+        self._start(thread, turn, cat, ts, line, changes)
         self._primary(thread, turn, cat, ts, line, changes, text)
 
     def _stored_turn_message(
@@ -162,10 +164,13 @@ class HistoryMerge(CallbackPlacement):
         """Section 7: a stored stream message is its turn's final text and closes the
         turn, unless a callback replaced the turn (the table decides)."""
         turn = thread.turn(turn_id)
-        if turn.step(TurnInput.STORED_MESSAGE) is not Action.SET_TEXT:
+        _, action, activity = turn.step(TurnInput.STORED_MESSAGE)
+        if action is not Action.SET_TEXT:
             return
         # The table closed the turn, so a primary made here starts done.
         bubble, made = self._primary(thread, turn, cat, ts, line, changes, text)
         if not made:
             self._set_text(bubble, text, line, changes)
             self._stop_streaming(turn, line, changes)
+        if activity is Activity.CLOSES:
+            self._stopped(thread, turn, TurnEnd.STORED, line, changes)

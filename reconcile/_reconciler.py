@@ -28,10 +28,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._agent_message import AgentMessageHandlers
-from ._bubbles import Bubble, Change, Gap, Rejected
+from ._bubbles import Bubble, Change, Gap, Rejected, RunningTurn
 from ._errors import LocalProtocolError, Reason
 from ._events import AgentMessage, History, OtherEvent
 from ._history import HistoryMerge
+from ._turns import TurnEnd
 from ._invariants import check
 from ._views import LogView, Stats, ThreadBubbles
 from ._wire import WireError, decode_json, is_blank
@@ -135,6 +136,40 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         state = self._threads.get(thread)
         turn = state.open_turn.get(cat) if state is not None else None
         return turn.id if turn is not None and not turn.closed else None
+
+    def running_turns(self, thread: str) -> tuple[RunningTurn, ...]:
+        """The turns of ``thread`` whose agent is working on them, in opening order.
+
+        A turn runs from the first evidence of work (its announcement, a stored
+        draft, or its first bound chunk, tool, thinking or rich block) until it closes
+        (done, error, a newer turn of its agent, its stored message, or
+        :meth:`interrupt`). Its bubble may already be ``done``: a callback posted
+        mid-turn is a finished message while the agent keeps working.
+
+        Returns ``()`` for an unknown thread. Complexity: O(running turns).
+        """
+        state = self._threads.get(thread)
+        return tuple(state.running.values()) if state is not None else ()
+
+    def interrupt(self, thread: str) -> tuple[Change, ...]:
+        """Close every running turn of ``thread``: the server lost them.
+
+        For a caller that saw the server lose the thread (a restart that dropped its
+        state): nothing will ever close these turns otherwise, and a UI would show them
+        working forever. Each reports a :class:`TurnClosed` (``how`` =
+        ``TurnEnd.INTERRUPTED``), and a ``streaming`` primary bubble becomes ``done``.
+        The turns are closed for good: later stream text for them is refused.
+
+        It feeds no event, so it uses no line number; its changes carry the number of
+        the last line fed. Returns ``()`` for an unknown thread.
+        """
+        state = self._threads.get(thread)
+        if state is None:
+            return ()
+        changes: list[Change] = []
+        for turn_id in list(state.running):
+            self._close(state, state.turns[turn_id], TurnEnd.INTERRUPTED, self._line, changes)
+        return tuple(changes)
 
     @property
     def rejected(self) -> LogView[Rejected]:

@@ -100,11 +100,19 @@ class ChangeView:
         self.view: dict[str, dict[str, Any]] = {}
 
     def receive(self, event: Any) -> tuple[Any, ...]:
+        """Feed one event (``receive_message``) and check its changes."""
+        return self._check(lambda: self.r.receive_message(event))
+
+    def interrupt(self, thread: str) -> tuple[Any, ...]:
+        """``Reconciler.interrupt`` and check its changes."""
+        return self._check(lambda: self.r.interrupt(thread))
+
+    def _check(self, call: Any) -> tuple[Any, ...]:
         from reconcile import BubbleAdded, BubbleUpdated, Update
 
         r = self.r
         before = {b.id: b.to_dict() for h in r.threads for b in r.bubbles(h)}
-        changes = r.receive_message(event)
+        changes: tuple[Any, ...] = call()
         added = [c.bubble.id for c in changes if isinstance(c, BubbleAdded)]
         assert len(added) == len(set(added)), "a bubble is added once"
         assert not set(added) & set(before), "an added bubble is new"

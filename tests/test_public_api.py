@@ -6,6 +6,7 @@ EXPECTED = [
     "Reconciler", "ThreadBubbles", "LogView", "Stats",
     "Bubble", "Origin", "Status", "Change", "BubbleAdded", "BubbleUpdated", "Update",
     "Rejected", "Superseded", "Duplicate", "Gap",
+    "TurnOpened", "TurnClosed", "TurnEnd", "RunningTurn",
     "Event", "AgentMessage", "History", "OtherEvent", "announce", "stream", "callback", "done",
     "Reason", "ReconcileError", "LocalProtocolError",
     "__version__",
