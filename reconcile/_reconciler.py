@@ -29,7 +29,7 @@ from typing import Any
 
 from ._agent_message import AgentMessageHandlers
 from ._bubbles import Bubble, Change, Gap, Rejected, RunningTurn
-from ._errors import LocalProtocolError, Reason
+from ._errors import LocalTypeError, Reason
 from ._events import AgentMessage, History, OtherEvent
 from ._history import HistoryMerge
 from ._turns import TurnEnd
@@ -69,7 +69,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         Complexity: O(line length + log n) for n bubbles in the line's thread.
         """
         if not isinstance(line, (bytes, str, bytearray)):
-            raise LocalProtocolError(f"receive_line takes bytes or str, not {type(line).__name__}")
+            raise LocalTypeError(f"receive_line takes bytes or str, not {type(line).__name__}")
         self._line += 1
         if is_blank(line):
             return ()
@@ -92,10 +92,11 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         """Feed one typed event (it takes the same path as its wire form).
 
         Raises:
-            LocalProtocolError: ``event`` is not one of the typed event classes.
+            LocalTypeError: ``event`` is not one of the typed event classes (a
+                ``LocalProtocolError`` and a ``TypeError``).
         """
         if not isinstance(event, (AgentMessage, History, OtherEvent)):
-            raise LocalProtocolError(
+            raise LocalTypeError(
                 f"receive() takes AgentMessage, History or OtherEvent, not "
                 f"{type(event).__name__}; use receive_message() for dicts"
             )
@@ -104,7 +105,18 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
 
     def feed(self, lines: Iterable[bytes | str]) -> int:
         """Feed many trace lines (with or without their newline), discarding the
-        changes, e.g. ``engine.feed(open(path, "rb"))``. Returns how many were fed."""
+        changes, e.g. ``engine.feed(open(path, "rb"))``. Returns how many were fed.
+
+        Raises:
+            LocalTypeError: ``lines`` is a single str or bytes (a path, or a whole
+                trace): iterating it would feed one character or byte per line.
+        """
+        if isinstance(lines, (str, bytes, bytearray, memoryview)):
+            what = "a str" if isinstance(lines, str) else f"a {type(lines).__name__} object"
+            raise LocalTypeError(
+                f"feed() takes an iterable of lines, not {what}; to read a file, pass "
+                "open(path, 'rb'), or split a trace with .splitlines()"
+            )
         receive = self.receive_line
         count = 0
         for line in lines:
