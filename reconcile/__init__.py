@@ -25,7 +25,10 @@ from ._bubbles import (
     Origin,
     Rejected,
     Status,
+    RunningTurn,
     Superseded,
+    TurnClosed,
+    TurnOpened,
     Update,
 )
 from ._errors import LocalProtocolError, Reason, ReconcileError
@@ -33,12 +36,13 @@ from ._events import AgentMessage, History, OtherEvent, announce, callback, done
 from ._events import Event as _Event
 from ._reconciler import LogView, Reconciler, Stats, ThreadBubbles
 from ._contract import CheckReport, RuleReport, ThreadCounts, check_lines
+from ._turns import TurnEnd
 
 # The two unions are bound here again, not only imported, so that the API reference (pdoc
 # reads a docstring beside an assignment in this module) can say what they are.
 Change: TypeAlias = _Change
 """Any change ``receive*`` returns: `BubbleAdded`, `BubbleUpdated`, `Rejected`,
-`Superseded`, `Duplicate` or `Gap`. Dispatch on it with ``isinstance`` or ``match``."""
+`Superseded`, `Duplicate`, `Gap`, `TurnOpened` or `TurnClosed`. Dispatch on it with ``isinstance`` or ``match``."""
 
 Event: TypeAlias = _Event
 """Any typed input event ``Reconciler.receive`` takes: `AgentMessage`, `History` or
@@ -70,6 +74,11 @@ __all__ = [
     "Superseded",
     "Duplicate",
     "Gap",
+    # turn activity
+    "TurnOpened",
+    "TurnClosed",
+    "TurnEnd",
+    "RunningTurn",
     # input
     "Event",
     "AgentMessage",

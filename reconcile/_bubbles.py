@@ -13,11 +13,14 @@ superseded, a redelivery skipped, a ``seq`` gap seen).
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 
 from ._errors import Reason
+from ._turns import TurnEnd
 
 __all__ = [
     "Origin",
@@ -30,6 +33,9 @@ __all__ = [
     "Superseded",
     "Duplicate",
     "Gap",
+    "TurnOpened",
+    "TurnClosed",
+    "RunningTurn",
     "Change",
 ]
 
@@ -64,7 +70,13 @@ class Update(enum.StrEnum):
 
 
 class Bubble:
-    """One chat bubble. See PROTOCOL v1 section 5 for each field.
+    """One chat bubble. See PROTOCOL section 5 for each field.
+
+    The engine updates a bubble in place (so a UI holding a reference always sees the
+    current state) through the methods below; nothing outside this class writes its
+    private fields. What it hands out is read-only: ``tools`` is a tuple of read-only
+    mappings and ``blocks`` a tuple, so a caller cannot change the engine's state
+    through them. Use :meth:`to_dict` for a detached, mutable copy.
 
     Attributes:
         id: stable display id (``"b<creation number>"``); never changes.
@@ -75,8 +87,6 @@ class Bubble:
         status: a :class:`Status`.
         message_id: server message id of a callback, else ``None``.
         thinking: thinking texts joined by a blank line.
-        tools: tool uses and results, in arrival order (dicts).
-        blocks: rich block ids, each once, in arrival order.
         error: error text, or ``None``.
     """
 
@@ -91,6 +101,8 @@ class Bubble:
         "thinking",
         "_tools",
         "_blocks",
+        "_tools_view",
+        "_blocks_view",
         "error",
         "_parts",
         "_key",
@@ -105,7 +117,8 @@ class Bubble:
         origin: Origin,
         status: Status,
         text: str,
-        key: tuple,
+        ts: int,
+        number: int,
         message_id: str | None = None,
         error: str | None = None,
     ) -> None:
@@ -120,40 +133,22 @@ class Bubble:
         # Most bubbles never get a tool or a block: both are made on first use, which
         # saves two empty containers (112 bytes) per bubble. Blocks are a dict used as
         # an ordered set: arrival order, and O(1) "each once" however many arrive.
-        self._tools: list[dict[str, Any]] | None = None
+        self._tools: list[Mapping[str, Any]] | None = None
         self._blocks: dict[str, None] | None = None
+        # The tuples handed out, built on the first read after a change and kept, so
+        # repeated reads are O(1) and a caller never holds the engine's own list.
+        self._tools_view: tuple[Mapping[str, Any], ...] = ()
+        self._blocks_view: tuple[str, ...] = ()
         self.error = error
         # Text as a list of parts: appending a chunk is O(1), reading joins once.
         self._parts = [text]
-        # Ordering key: (creating event's timestamp, creation number, ...), the very
-        # tuple stored in the thread's sorted list; it never changes.
-        self._key = key
+        # Ordering key: (creating event's timestamp, creation number, bubble). The
+        # engine stores this very tuple in the thread's sorted list (one tuple, not
+        # two); creation numbers are unique, so comparisons never reach the bubble.
+        # It never changes: a replacement keeps the bubble's place (section 5).
+        self._key: tuple[int, int, Bubble] = (ts, number, self)
 
-    @property
-    def tools(self) -> list[dict[str, Any]]:
-        """Tool uses and results in arrival order (read-only; a copy if empty)."""
-        return self._tools if self._tools is not None else []
-
-    @property
-    def blocks(self) -> list[str]:
-        """Rich block ids, each once, in arrival order (a new list on each read)."""
-        return list(self._blocks) if self._blocks is not None else []
-
-    def _add_tool(self, entry: dict[str, Any]) -> None:
-        if self._tools is None:
-            self._tools = [entry]
-        else:
-            self._tools.append(entry)
-
-    def _add_block(self, block_id: str) -> bool:
-        """Add a block id unless present; return whether it was added. O(1)."""
-        if self._blocks is None:
-            self._blocks = {block_id: None}
-        elif block_id in self._blocks:
-            return False
-        else:
-            self._blocks[block_id] = None
-        return True
+    # ------------------------------------------------------------------ reading
 
     @property
     def text(self) -> str:
@@ -164,8 +159,97 @@ class Bubble:
             parts[:] = ["".join(parts)]
         return parts[0]
 
+    @property
+    def tools(self) -> tuple[Mapping[str, Any], ...]:
+        """Tool uses and results in arrival order, as read-only mappings.
+
+        ``toolInput`` values are the objects the event carried (not copied).
+        Complexity: O(1), except the first read after a tool was added (O(tools)).
+        """
+        tools = self._tools
+        if tools is not None and len(self._tools_view) != len(tools):
+            self._tools_view = tuple(tools)
+        return self._tools_view
+
+    @property
+    def blocks(self) -> tuple[str, ...]:
+        """Rich block ids, each once, in arrival order.
+
+        Complexity: O(1), except the first read after a block was added (O(blocks)).
+        """
+        blocks = self._blocks
+        if blocks is not None and len(self._blocks_view) != len(blocks):
+            self._blocks_view = tuple(blocks)
+        return self._blocks_view
+
+    @property
+    def sort_key(self) -> tuple[int, int, Bubble]:
+        """(timestamp of the creating event, creation number, bubble): display order."""
+        return self._key
+
+    # ------------------------------------------------------------------ changing
+    # Used by the engine only. Each returns whether the bubble changed where it can
+    # fail to, so the engine emits a BubbleUpdated only for a real change.
+
+    def set_text(self, text: str) -> bool:
+        """Replace the text (a callback snapshot or a stored message)."""
+        if self.text == text:
+            return False
+        self._parts = [text]
+        return True
+
+    def append(self, chunk: str) -> None:
+        """Append a stream chunk. Complexity: O(1)."""
+        self._parts.append(chunk)
+
+    def settle(self) -> bool:
+        """The status rule, in one place: a bubble whose turn stopped streaming (or
+        that became a finished callback) goes ``streaming`` -> ``done``; ``done``
+        stays and ``error`` stays, with its error text (sections 3 and 4.2)."""
+        if self.status is Status.STREAMING:
+            self.status = Status.DONE
+            return True
+        return False
+
+    def become_callback(self, text: str, message_id: str | None) -> None:
+        """Section 4.2: a callback snapshot replaces the stream text, in place."""
+        self.origin = Origin.CALLBACK
+        self._parts = [text]
+        self.message_id = message_id
+        self.settle()
+
+    def fail(self, error: str | None) -> bool:
+        """Section 3: a bound ``error`` sets the status and its text, whatever the origin."""
+        if self.status is Status.ERROR and self.error == error:
+            return False  # a repeated error says nothing new
+        self.status = Status.ERROR
+        self.error = error
+        return True
+
+    def add_thinking(self, text: str) -> None:
+        """Section 5: thinking texts joined by a blank line; an empty one is replaced."""
+        self.thinking = f"{self.thinking}\n\n{text}" if self.thinking else text
+
+    def add_tool(self, entry: dict[str, Any]) -> None:
+        """Add a tool use or result (kept as a read-only mapping)."""
+        view = MappingProxyType(entry)
+        if self._tools is None:
+            self._tools = [view]
+        else:
+            self._tools.append(view)
+
+    def add_block(self, block_id: str) -> bool:
+        """Add a block id unless present; return whether it was added. O(1)."""
+        if self._blocks is None:
+            self._blocks = {block_id: None}
+        elif block_id in self._blocks:
+            return False
+        else:
+            self._blocks[block_id] = None
+        return True
+
     def to_dict(self) -> dict[str, Any]:
-        """A detached, JSON-ready copy with the fields of PROTOCOL v1 section 9."""
+        """A detached, JSON-ready copy with the fields of PROTOCOL section 9."""
         return {
             "id": self.id,
             "thread": self.thread,
@@ -269,4 +353,48 @@ class Gap:
         return {"thread": self.thread, "after": self.after, "before": self.before}
 
 
-Change = BubbleAdded | BubbleUpdated | Rejected | Superseded | Duplicate | Gap
+@attrs.frozen
+class TurnOpened:
+    """A turn started running: its agent works on it (see :meth:`Reconciler.running_turns`).
+
+    ``timestamp`` is the server time (ms) of the opening event, or the thread's largest
+    timestamp when that event had none.
+    """
+
+    thread: str
+    cat: str
+    turn: str
+    line: int
+    timestamp: int
+
+
+@attrs.frozen
+class TurnClosed:
+    """A running turn stopped; ``how`` says why. It always follows a
+    :class:`TurnOpened` of the same (thread, turn), and the turn never runs again."""
+
+    thread: str
+    cat: str
+    turn: str
+    how: TurnEnd
+    line: int
+
+
+@attrs.frozen
+class RunningTurn:
+    """A turn that is running: opened and not yet closed (a read-only value).
+
+    Its bubble may already be ``done`` (a callback is a finished message) while the
+    agent keeps working; a UI shows "working..." from this, not from bubble status.
+    """
+
+    thread: str
+    cat: str
+    turn: str
+    since: int  # server ms of the opening event (the thread's max when it had none)
+    line: int  # the line that opened it
+
+
+Change = (
+    BubbleAdded | BubbleUpdated | Rejected | Superseded | Duplicate | Gap | TurnOpened | TurnClosed
+)

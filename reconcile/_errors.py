@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Reason", "ReconcileError", "LocalProtocolError"]
+__all__ = ["Reason", "ReconcileError", "LocalProtocolError", "LocalTypeError"]
 
 
 class Reason(enum.StrEnum):
@@ -41,3 +41,8 @@ class ReconcileError(Exception):
 
 class LocalProtocolError(ReconcileError):
     """The caller used the API wrongly (not the server: server mistakes are refusals)."""
+
+
+class LocalTypeError(LocalProtocolError, TypeError):
+    """The caller passed a value of the wrong type (e.g. a path where an iterable of
+    lines belongs). A ``TypeError`` too, as Python's own functions would raise."""

@@ -16,6 +16,8 @@ from typing import Any, TypeGuard
 
 import orjson
 
+from ._errors import ReconcileError
+
 __all__ = [
     "WireError",
     "decode_json",
@@ -30,8 +32,12 @@ __all__ = [
 ]
 
 
-class WireError(ValueError):
-    """A line or payload that is not strict JSON; the message says why."""
+class WireError(ReconcileError, ValueError):
+    """A line or payload that is not strict JSON; the message says why.
+
+    A ``ValueError`` too, so code written against the standard library's decoders
+    (which raise ``ValueError``) keeps catching it.
+    """
 
 
 #: ``agent_message`` types the protocol knows; any other type is ignored.
@@ -103,15 +109,26 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
+_BOM_DETAIL = "the line starts with a UTF-8 byte-order mark (BOM); strict JSON has none"
+
+
 def _decode_stdlib(text: str) -> Any:
     if text.startswith("\ufeff"):
-        raise WireError("byte-order mark")
+        raise WireError(_BOM_DETAIL)
     try:
         value = _STRICT.decode(text)
     except json.JSONDecodeError as exc:
         raise WireError(str(exc)) from None
     except RecursionError:
         raise WireError("nested too deeply") from None
+    except ValueError:
+        # Python refuses to convert a decimal integer of more than 4,300 digits
+        # (sys.int_max_str_digits, a guard against quadratic-time parsing) and the
+        # json module lets that ValueError through. Such a line is valid RFC 8259 but
+        # no Python client could decode it, and the engine may not change the global
+        # limit (it is pure), so the line is refused as malformed_line; inside a
+        # system_info payload the same rule makes the payload plain text (section 5).
+        raise WireError("an integer of more than 4300 digits cannot be decoded") from None
     if _has_lone_surrogate(value):
         raise WireError("unpaired surrogate escape")
     return value
@@ -129,6 +146,8 @@ def decode_json(raw: bytes | str) -> Any:
         message = str(exc)
         # orjson refuses numbers that overflow a double; strict JSON does not.
         if "number" not in message:
+            if raw[:3] == b"\xef\xbb\xbf" or raw[:1] == "\ufeff":
+                raise WireError(_BOM_DETAIL) from None  # not "not valid UTF-8": say BOM
             if "UTF-8" in message:
                 # orjson says "str is not valid UTF-8: surrogates not allowed" for
                 # any bad byte; say what a person needs to know.
@@ -207,19 +226,41 @@ def canonical_json(value: Any) -> str:
             _push_members(stack, "{", "}", [(json.dumps(str(k)) + ":", x) for k, x in items])
         elif isinstance(v, (list, tuple)):
             _push_members(stack, "[", "]", [("", x) for x in v])
+        elif isinstance(v, int) and not isinstance(v, bool) and not -_HUGE < v < _HUGE:
+            # An integer of more than 4,300 digits has no decimal text in Python (only
+            # possible from in-process callers: such a line is refused). Its hex text
+            # is exact, so equal epochs still compare equal and different ones not.
+            parts.append(f"int:{v:#x}")
         else:
             try:
                 parts.append(json.dumps(v))
             except (TypeError, ValueError):
-                parts.append(f"repr:{v!r}")
+                parts.append(f"repr:{safe_repr(v)}")
     return "".join(parts)
+
+
+#: Integers at or beyond this size have more than 4,300 decimal digits: Python will
+#: not convert them to text (``ValueError``), so the engine never tries.
+_HUGE = 10**4300
+
+
+def safe_repr(value: object) -> str:
+    """``repr(value)``, but never raising (a huge integer, a failing ``__repr__``)."""
+    try:
+        return repr(value)
+    except Exception:  # any object an in-process caller passes; a refusal must not raise
+        if isinstance(value, int):
+            return f"an integer of {value.bit_length()} bits"
+        return f"a {type(value).__name__}"
 
 
 #: Values a canonical_json call may visit; more means a cycle (or an absurd epoch).
 _CANONICAL_BUDGET = 1_000_000
 
 
-def _push_members(stack: list, opening: str, closing: str, members: list) -> None:
+def _push_members(
+    stack: list[tuple[bool, Any]], opening: str, closing: str, members: list[tuple[str, Any]]
+) -> None:
     # Pushed in reverse so they pop in order: opening, k1 v1 "," k2 v2 ..., closing.
     stack.append((True, closing))
     for index, (prefix, member) in enumerate(reversed(members)):
@@ -246,8 +287,8 @@ def check_agent_message(data: dict[str, Any], kind: str) -> str | None:
         and ((v := get("messageId")) is None or v.__class__ is str)
         and ((v := get("error")) is None or v.__class__ is str)
         and ((v := get("toolName")) is None or v.__class__ is str)
-        and ((v := get("timestamp")) is None or v.__class__ is int)
-        and ((v := get("seq")) is None or v.__class__ is int)
+        and ((v := get("timestamp")) is None or (v.__class__ is int and -_HUGE < v < _HUGE))
+        and ((v := get("seq")) is None or (v.__class__ is int and -_HUGE < v < _HUGE))
     ):
         if kind == "text":
             origin = get("origin")
@@ -272,6 +313,12 @@ def _check_slowly(data: dict[str, Any], kind: str) -> str | None:
     seq = get("seq")
     if seq is not None and type(seq) is not int:
         return f"seq must be an integer, got {_type_name(seq)}"
+    # Only a pre-decoded message can get here with an integer of more than 4,300
+    # digits (a line holding one is refused as malformed_line). It is refused too, so
+    # both paths agree and no client ever has to print the number.
+    for name, value in (("timestamp", ts), ("seq", seq)):
+        if value is not None and not -_HUGE < value < _HUGE:
+            return f"{name} is {_type_name(value)}, beyond what JSON text can carry here"
     if kind == "text":
         if not isinstance(get("content"), str):
             return "text needs a string content"
@@ -287,8 +334,10 @@ def _check_slowly(data: dict[str, Any], kind: str) -> str | None:
 def _type_name(value: object) -> str:
     if isinstance(value, bool):
         return "a boolean"
+    if isinstance(value, int) and not -_HUGE < value < _HUGE:
+        return f"an integer of more than 4300 digits ({value.bit_length()} bits)"
     if isinstance(value, (int, float)):
-        return f"the number {value!r}"
+        return f"the number {safe_repr(value)}"
     return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 

@@ -85,3 +85,59 @@ def without_details(document: dict[str, Any]) -> dict[str, Any]:
     out = dict(document)
     out["rejected"] = [{"line": r["line"], "reason": r["reason"]} for r in document["rejected"]]
     return out
+
+
+class ChangeView:
+    """A UI's view rebuilt from the change stream alone, checked against the engine.
+
+    Keyed by bubble id, it records a snapshot of each bubble a change names. After
+    every call it must equal the engine's bubbles exactly, and no change may leave the
+    state as it was (an update that changes nothing is a bug a UI pays for).
+    """
+
+    def __init__(self, r: Reconciler) -> None:
+        self.r = r
+        self.view: dict[str, dict[str, Any]] = {}
+
+    def receive(self, event: Any) -> tuple[Any, ...]:
+        """Feed one event (``receive_message``) and check its changes."""
+        return self._check(lambda: self.r.receive_message(event))
+
+    def interrupt(self, thread: str) -> tuple[Any, ...]:
+        """``Reconciler.interrupt`` and check its changes."""
+        return self._check(lambda: self.r.interrupt(thread))
+
+    def _check(self, call: Any) -> tuple[Any, ...]:
+        from reconcile import BubbleAdded, BubbleUpdated, Update
+
+        r = self.r
+        before = {b.id: b.to_dict() for h in r.threads for b in r.bubbles(h)}
+        changes: tuple[Any, ...] = call()
+        added = [c.bubble.id for c in changes if isinstance(c, BubbleAdded)]
+        assert len(added) == len(set(added)), "a bubble is added once"
+        assert not set(added) & set(before), "an added bubble is new"
+        updates: dict[str, list[Any]] = {}
+        for change in changes:
+            if isinstance(change, (BubbleAdded, BubbleUpdated)):
+                self.view[change.bubble.id] = change.bubble.to_dict()
+            if isinstance(change, BubbleUpdated):
+                updates.setdefault(change.bubble.id, []).append(change)
+        after = {b.id: b.to_dict() for h in r.threads for b in r.bubbles(h)}
+        assert self.view == after, "the changes rebuild exactly the engine's bubbles"
+        for bubble_id, mine in updates.items():
+            hows = [c.how for c in mine]
+            new = after[bubble_id]
+            old = before.get(bubble_id)
+            if old is None:
+                # Made in this very call (a history page can make then update a bubble):
+                # blocks are reported once each, never more often than they exist.
+                assert hows.count(Update.BLOCK) <= len(new["blocks"])
+                continue
+            assert new != old, f"an update that changes nothing: {hows}"
+            assert hows.count(Update.BLOCK) == len(new["blocks"]) - len(old["blocks"])
+            assert hows.count(Update.TOOL) == len(new["tools"]) - len(old["tools"])
+            if set(hows) == {Update.APPENDED}:
+                assert new["text"] == old["text"] + "".join(c.delta for c in mine)
+        for bubble_id in set(after) - set(before):
+            assert bubble_id in added, "every new bubble is announced"
+        return changes

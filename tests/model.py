@@ -1,5 +1,5 @@
 """The naive reference model (it lives in ``reconcile.testing`` so ``simulate --expected`` can use it)."""
 
-from reconcile.testing.reference import replay
+from reconcile.testing.reference import activity, replay
 
-__all__ = ["replay"]
+__all__ = ["replay", "activity"]

@@ -15,7 +15,11 @@ from reconcile import (
     Reason,
     Reconciler,
     Rejected,
+    RunningTurn,
     Superseded,
+    TurnClosed,
+    TurnEnd,
+    TurnOpened,
     Update,
 )
 
@@ -435,10 +439,11 @@ def test_history_timestamps_count_as_seen():
 
 def test_changes_describe_each_step():
     r = Reconciler()
-    assert r.receive_message(announce("T1")) == ()
+    assert r.receive_message(announce("T1")) == (TurnOpened("t1", "opus", "T1", 1, 0),)
     (added,) = r.receive_message(chunk("a"))
     (appended,) = r.receive_message(chunk("b"))
-    (closed,) = r.receive_message(done())
+    (closed, stopped) = r.receive_message(done())
+    assert stopped == TurnClosed("t1", "opus", "T1", TurnEnd.DONE, 4)
     (rejected,) = r.receive_message(chunk("c"))
     (replaced,) = r.receive_message(callback("final", "T1", "m1"))
     (superseded,) = r.receive_message(chunk("d", turnInvocationId="T1"))
@@ -556,3 +561,79 @@ def test_refusals_name_their_thread_when_the_event_did():
         ("unbound_event", "t2"), ("malformed_event", "t3"), ("malformed_event", "t4"),
         ("malformed_event", None), ("malformed_line", None)]
     assert "thread" not in r.rejected[0].to_dict(), "the section 9 document is unchanged"
+
+
+# ---------------------------------------------------------------- turn activity
+
+
+def _activity(changes):
+    return [c for c in changes if isinstance(c, (TurnOpened, TurnClosed))]
+
+
+def test_a_callback_mid_turn_leaves_the_turn_running_until_done():
+    r = Reconciler()
+    r.receive_message(announce("T1", timestamp=1000))
+    r.receive_message(chunk("working"))
+    assert _activity(r.receive_message(callback("final", "T1", "m1"))) == []
+    assert r.bubbles("t1")[0].status == "done"
+    assert [t.turn for t in r.running_turns("t1")] == ["T1"]
+    r.receive_message(msg("tool_use", toolName="grep", invocationId="P1"))
+    assert [t.turn for t in r.running_turns("t1")] == ["T1"]
+    assert _activity(r.receive_message(done())) == [
+        TurnClosed("t1", "opus", "T1", TurnEnd.DONE, 5)]
+    assert r.running_turns("t1") == ()
+
+
+def test_running_turn_says_since_when_and_which_line():
+    r = Reconciler()
+    r.receive_message(chunk("x", parent=None, turnInvocationId="T9", timestamp=70))
+    assert r.running_turns("t1") == (RunningTurn("t1", "opus", "T9", 70, 1),)
+    assert r.running_turns("nowhere") == ()
+
+
+def test_a_callback_alone_does_not_open_a_turn_and_one_that_never_ran_closes_silently():
+    r = Reconciler()
+    assert _activity(r.receive_message(callback("final", "T1"))) == []
+    assert r.running_turns("t1") == ()
+    assert _activity(r.receive_message(msg("done", turnInvocationId="T1"))) == []
+
+
+@pytest.mark.parametrize("closing,how", [
+    (done(), TurnEnd.DONE),
+    (msg("error", error="boom", invocationId="P1"), TurnEnd.ERROR),
+    (announce("T2"), TurnEnd.SUPERSEDED),
+    ({"event": "history", "data": {"threadId": "t1", "messages": [
+        {"id": "s1", "catId": "opus", "content": "all", "extra": {"stream": {"invocationId": "T1"}}}
+    ]}}, TurnEnd.STORED),
+])
+def test_each_way_a_turn_stops_running(closing, how):
+    r = Reconciler()
+    r.receive_message(announce("T1"))
+    closed = [c for c in r.receive_message(closing) if isinstance(c, TurnClosed)]
+    assert closed == [TurnClosed("t1", "opus", "T1", how, 2)]
+    assert "T1" not in [t.turn for t in r.running_turns("t1")]
+
+
+def test_a_draft_opens_its_turn():
+    r = Reconciler()
+    page = {"event": "history", "data": {"threadId": "t1", "messages": [
+        {"id": "draft-T1", "catId": "opus", "content": "so far", "isDraft": True,
+         "timestamp": 40}]}}
+    assert _activity(r.receive_message(page)) == [TurnOpened("t1", "opus", "T1", 1, 40)]
+
+
+def test_interrupt_closes_running_turns_and_stops_streaming():
+    r = Reconciler()
+    r.receive_message(announce("T1"))
+    r.receive_message(chunk("half"))
+    r.receive_message(announce("T2", parent="P2", cat="sonnet"))
+    changes = r.interrupt("t1")
+    assert r.lines == 3, "interrupt uses no line number"
+    assert [(c.turn, c.how, c.line) for c in _activity(changes)] == [
+        ("T1", TurnEnd.INTERRUPTED, 3), ("T2", TurnEnd.INTERRUPTED, 3)]
+    (updated,) = [c for c in changes if isinstance(c, BubbleUpdated)]
+    assert updated.how is Update.CLOSED and updated.bubble.status == "done"
+    assert r.running_turns("t1") == ()
+    assert r.interrupt("t1") == () and r.interrupt("nowhere") == ()
+    (refused,) = r.receive_message(chunk("more"))
+    assert refused.reason is Reason.STREAM_AFTER_DONE

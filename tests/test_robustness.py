@@ -509,3 +509,113 @@ def test_cli_replay_json_never_raises_on_a_deep_tool_input(tmp_path):
     assert status == 0
     assert orjson.loads(text)["threads"]["t1"][0]["tools"][0]["name"] == "x"
     assert _cli(["check", str(path)])[0] == 0
+
+
+# ---------------------------------------------------------------- huge integers, BOM, feed
+
+
+BIG = "9" * 5000  # more than Python's 4,300-digit limit for int <-> str conversion
+HUGE = int(BIG, 16)  # the same size as an int, made without crossing the limit
+
+
+def _line(data: str) -> str:
+    return '{"event": "agent_message", "data": %s}' % data
+
+
+@pytest.mark.parametrize("data", [
+    '{"type": "text", "threadId": "t1", "catId": "o", "content": "x", "timestamp": %s}' % BIG,
+    '{"type": "text", "threadId": "t1", "catId": "o", "content": "x", "seq": -%s}' % BIG,
+    '{"type": "tool_use", "threadId": "t1", "catId": "o", "toolInput": {"n": %s}}' % BIG,
+    '{"type": "text", "threadId": "t1", "catId": "o", "content": "x", "seqEpoch": [%s]}' % BIG,
+], ids=["timestamp", "seq", "toolInput", "seqEpoch"])
+def test_a_line_with_a_huge_integer_is_a_malformed_line(data):
+    r = Reconciler()
+    (refused,) = r.receive_line(_line(data))
+    assert refused.reason is Reason.MALFORMED_LINE and "4300 digits" in refused.detail
+    (refused,) = r.receive_line(_line(data).encode())
+    assert refused.reason is Reason.MALFORMED_LINE
+    r._check()
+
+
+def test_a_system_info_payload_with_a_huge_integer_is_plain_text():
+    content = json.dumps({"type": "invocation_created", "invocationId": "T1", "n": 0})
+    content = content.replace('"n": 0', '"n": ' + BIG)
+    r = Reconciler()
+    line = json.dumps({"event": "agent_message", "data": {
+        "type": "system_info", "threadId": "t1", "catId": "o", "content": content}})
+    (added,) = r.receive_line(line)
+    assert added.bubble.origin == "system" and added.bubble.text == content
+    assert r.open_turn("t1", "o") is None
+
+
+@pytest.mark.parametrize("field,value", [
+    ("timestamp", HUGE), ("timestamp", -HUGE), ("seq", HUGE),
+    ("content", HUGE), ("origin", HUGE), ("messageId", HUGE),
+], ids=["timestamp", "negative-timestamp", "seq", "content", "origin", "messageId"])
+def test_a_decoded_message_with_a_huge_integer_is_refused_not_raised(field, value):
+    data = {"type": "text", "threadId": "t1", "catId": "o", "content": "x", field: value}
+    r = Reconciler()
+    (refused,) = r.receive_message({"event": "agent_message", "data": data})
+    assert refused.reason is Reason.MALFORMED_EVENT
+    assert "4300 digits" in refused.detail or "beyond" in refused.detail
+    r._check()
+
+
+def test_huge_integers_where_the_engine_does_not_read_numbers_are_carried():
+    r = Reconciler()
+    r.receive_message({"event": "agent_message", "data": {
+        "type": "text", "threadId": "t1", "catId": "o", "content": "a",
+        "turnInvocationId": "T1", "seq": 1, "seqEpoch": {"e": HUGE}}})
+    r.receive_message({"event": "agent_message", "data": {
+        "type": "tool_use", "threadId": "t1", "catId": "o", "turnInvocationId": "T1",
+        "toolInput": HUGE, "seq": 1, "seqEpoch": {"e": HUGE}}})
+    assert r.stats.duplicates == 1, "equal huge epochs are one epoch"
+    r.receive_message({"event": "agent_message", "data": {
+        "type": "tool_use", "threadId": "t1", "catId": "o", "turnInvocationId": "T1",
+        "toolInput": HUGE, "seq": 1, "seqEpoch": {"e": HUGE + 1}}})
+    assert r.stats.duplicates == 1, "a different huge epoch is a new epoch"
+    assert r.bubbles("t1")[0].tools[0]["input"] == HUGE
+    r.receive_message({"event": "history", "data": {"threadId": "t1", "messages": [
+        {"id": "s1", "catId": "o", "content": "c", "timestamp": HUGE}]}})
+    r._check()
+
+
+def test_typed_events_with_a_huge_integer_are_refused_not_raised():
+    from reconcile import AgentMessage
+
+    r = Reconciler()
+    (refused,) = r.receive(AgentMessage(type="text", thread="t1", cat="o", content="x",
+                                        timestamp=HUGE))
+    assert refused.reason is Reason.MALFORMED_EVENT
+
+
+@pytest.mark.parametrize("bom", [b"\xef\xbb\xbf", "\ufeff"])
+def test_a_bom_is_named_as_a_bom(bom):
+    line = _line('{"type": "done", "threadId": "t1", "catId": "o"}')
+    line = bom + line.encode() if isinstance(bom, bytes) else bom + line
+    (refused,) = Reconciler().receive_line(line)
+    assert refused.reason is Reason.MALFORMED_LINE
+    assert "byte-order mark (BOM)" in refused.detail and "not valid UTF-8" not in refused.detail
+
+
+@pytest.mark.parametrize("wrong", ["trace.jsonl", b'{"event": "x", "data": {}}\n',
+                                   bytearray(b"x")])
+def test_feed_refuses_a_single_str_or_bytes_with_a_clear_type_error(wrong):
+    from reconcile import LocalProtocolError, ReconcileError
+
+    r = Reconciler()
+    with pytest.raises(TypeError, match="iterable of lines") as info:
+        r.feed(wrong)
+    assert isinstance(info.value, ReconcileError) and isinstance(info.value, LocalProtocolError)
+    assert "open(path, 'rb')" in str(info.value)
+    assert r.lines == 0, "nothing was fed"
+
+
+def test_receive_line_and_receive_refuse_wrong_types_as_type_errors():
+    from reconcile import ReconcileError
+
+    r = Reconciler()
+    for call, arg in ((r.receive_line, 42), (r.receive, {"event": "x"})):
+        with pytest.raises(TypeError) as info:
+            call(arg)
+        assert isinstance(info.value, ReconcileError)

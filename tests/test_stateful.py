@@ -34,10 +34,14 @@ from reconcile import (
     Reconciler,
     Rejected,
     Superseded,
+    TurnClosed,
+    TurnEnd,
+    TurnOpened,
 )
 
 from . import strategies as gen
-from .model import replay
+from .helpers import ChangeView
+from .model import activity, replay
 
 EPOCHS = (None, "e1", "e2")
 
@@ -65,6 +69,9 @@ class Lockstep(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.engine = Reconciler()
+        self.view = ChangeView(self.engine)  # a UI fed only by the change stream
+        self.items: list[Any] = []  # what the model replays: events and interruptions
+        self.activity: list[tuple[Any, ...]] = []  # TurnOpened / TurnClosed, in order
         self.log: list[Any] = []
         self.current = "t1"
         self.seq: dict[str, tuple[Any, int]] = {}  # thread -> (epoch, last seq stamped)
@@ -99,8 +106,10 @@ class Lockstep(RuleBasedStateMachine):
         before = set(r._bubbles)
         rejected, gaps, stats = len(r.rejected), len(r.gaps), r.stats
         pristine = copy.deepcopy(event)
-        changes = r.receive_message(event)
+        changes = self.view.receive(event)
         self.log.append(event)
+        self.items.append(event)
+        self._record_activity(changes)
         assert event == pristine, "the engine never mutates its input"
         line = r.lines
         added: set[str] = set()
@@ -128,6 +137,18 @@ class Lockstep(RuleBasedStateMachine):
             body = event.get("data")
             if isinstance(body, dict) and body.get("origin") == "callback":
                 self.sent_callbacks.append(event)
+
+    def _record_activity(self, changes: tuple[Any, ...]) -> None:
+        for change in changes:
+            if isinstance(change, TurnOpened):
+                self.activity.append(
+                    ("opened", change.thread, change.cat, change.turn, None, change.line)
+                )
+            elif isinstance(change, TurnClosed):
+                self.activity.append(
+                    ("closed", change.thread, change.cat, change.turn, str(change.how),
+                     change.line)
+                )
 
     def _message(self, type_: str, thread: str, cat: str, **fields: Any) -> dict[str, Any]:
         return gen.agent_message(type_, thread, cat, **fields)
@@ -362,6 +383,27 @@ class Lockstep(RuleBasedStateMachine):
                 messages.append(data.draw(gen.stored_messages(), label="stored message"))
         self._send({"event": "history", "data": {"threadId": thread, "messages": messages}})
 
+    @rule(thread=st.sampled_from(gen.THREADS + ("nowhere",)))
+    def interrupt(self, thread):
+        """The client saw the server lose the thread: its running turns close."""
+        running = self.engine.running_turns(thread)
+        streaming = {
+            b.id for t in running for b in self.engine.bubbles(thread)
+            if b.invocation == t.turn and b.status == "streaming"
+        }
+        lines = self.engine.lines
+        changes = self.view.interrupt(thread)
+        self.items.append(("interrupt", thread))
+        self._record_activity(changes)
+        assert self.engine.lines == lines, "an interruption uses no line number"
+        closed = [c for c in changes if isinstance(c, TurnClosed)]
+        assert [(c.turn, c.how) for c in closed] == [(t.turn, TurnEnd.INTERRUPTED) for t in running]
+        updated = {c.bubble.id for c in changes if isinstance(c, BubbleUpdated)}
+        assert updated <= streaming
+        assert self.engine.running_turns(thread) == ()
+        for bubble_id in updated:
+            assert self.engine.bubble(bubble_id).status == "done"
+
     @rule(event=gen.wire_events())
     def noise(self, event):
         """Anything else: system lines, handoffs, unknown types, other event names,
@@ -374,8 +416,27 @@ class Lockstep(RuleBasedStateMachine):
     def engine_matches_model(self) -> None:
         self.engine._check()
         got = gen.comparable(self.engine.to_dict())
-        want = gen.comparable(replay(self.log))
+        want = gen.comparable(replay(self.items))
         assert got == want
+
+    @invariant()
+    def activity_matches_model(self) -> None:
+        model = activity(self.items)
+        assert self.activity == model["log"]
+        for thread in set(self.engine.threads) | set(gen.THREADS):
+            got = [(t.cat, t.turn, t.since, t.line) for t in self.engine.running_turns(thread)]
+            assert got == model["running"].get(thread, []), thread
+            for t in self.engine.running_turns(thread):
+                assert t.thread == thread
+        # Every close follows an open of the same turn, and a closed turn never reopens.
+        state: dict[tuple[str, str], str] = {}
+        for kind, thread, _cat, turn, _how, _line in self.activity:
+            key = (thread, turn)
+            if kind == "opened":
+                assert key not in state, f"turn {key} opened twice"
+            else:
+                assert state.get(key) == "opened", f"turn {key} closed without running"
+            state[key] = kind
 
     @invariant()
     def one_stream_bubble_per_turn(self) -> None:

@@ -7,7 +7,17 @@ lockstep with the engine, and ``reconcile simulate --expected`` uses it to write
 expected final state of a generated trace. Never use it to drive a chat window: it
 is O(events x bubbles).
 
-    replay(items) -> dict   # the section 9 document
+    replay(items) -> dict     # the section 9 document
+    activity(items) -> dict   # turn activity: running turns per thread, and the log
+
+Turn activity follows the project's contract for it (not a section of the protocol):
+a turn *runs* from the first evidence that its agent works on it (its announcement,
+a stored draft of it, or its first bound stream chunk, tool event, thinking or rich
+block) while it is not closed, until it closes (done, error, a newer announcement
+for its agent, its stored message, or an interruption). A callback alone does not
+make a turn run. Closing a running turn logs one close; a turn that never ran closes
+silently; a closed turn never runs again. Items may include ``("interrupt", H)``:
+the caller closes every running turn of thread H (no line number is used).
 """
 import json
 
@@ -107,6 +117,9 @@ class _Model:
         self.rejected = []
         self.gaps = []
         self.stats = {"events": 0, "ignored": 0, "superseded": 0, "duplicates": 0}
+        self.line = 0              # the current item's line number
+        self.running = []          # {"thread","cat","turn","since","line"}, opening order
+        self.activity_log = []     # ("opened"/"closed", thread, cat, turn, how, line)
 
     # -------------------------------------------------- bookkeeping
 
@@ -133,7 +146,8 @@ class _Model:
     def get_turn(self, h, t):
         turn = self.find_turn(h, t)
         if turn is None:
-            turn = {"thread": h, "id": t, "closed": False, "replaced": False}
+            turn = {"thread": h, "id": t, "closed": False, "replaced": False,
+                    "running": False}
             self.turns.append(turn)
         return turn
 
@@ -183,12 +197,35 @@ class _Model:
             b["_primary_of"] = turn["id"]
         return b
 
-    def close(self, turn):
+    def close(self, turn, how):
         # section 3 Closing
         turn["closed"] = True
         b = self.primary(turn)
         if b is not None and b["status"] == "streaming":
             b["status"] = "done"
+        # activity: a running turn stops (once); one that never ran closes silently
+        if turn["running"]:
+            turn["running"] = False
+            rec = [r for r in self.running
+                   if r["thread"] == turn["thread"] and r["turn"] == turn["id"]][0]
+            self.running.remove(rec)
+            self.activity_log.append(("closed", turn["thread"], rec["cat"], turn["id"],
+                                      how, self.line))
+
+    def start(self, turn, agent, ts):
+        # activity: evidence of work starts a turn that is not closed and not running
+        if turn["closed"] or turn["running"]:
+            return
+        turn["running"] = True
+        self.running.append({"thread": turn["thread"], "cat": agent, "turn": turn["id"],
+                             "since": ts, "line": self.line})
+        self.activity_log.append(("opened", turn["thread"], agent, turn["id"], None,
+                                  self.line))
+
+    def interrupt(self, h):
+        for rec in list(self.running):
+            if rec["thread"] == h:
+                self.close(self.find_turn(h, rec["turn"]), "interrupted")
 
     def open_of(self, h, agent):
         t = self.open_turn.get((h, agent))
@@ -210,16 +247,17 @@ class _Model:
             return self.get_turn(h, t)
         return self.open_of(h, agent)
 
-    def announce(self, h, agent, t, parent):
+    def announce(self, h, agent, t, parent, ts):
         # section 3 Announcing
         turn = self.get_turn(h, t)
         cur = self.open_of(h, agent)
         if cur is not None and cur["id"] != t:
-            self.close(cur)
+            self.close(cur, "superseded")
         if not turn["closed"]:
             self.open_turn[(h, agent)] = t
         if _is_id(parent):
             self.latest[(h, agent, parent)] = t
+        self.start(turn, agent, ts)
 
     def place_callback(self, h, t, content, m, cat, ts, explicit):
         # section 4.2 / 4.3
@@ -358,6 +396,7 @@ class _Model:
             if turn is None:
                 self.reject(line, "unbound_event", "%s binds to no turn" % typ)
                 return
+            self.start(turn, cat, ts)
             b = self.primary_or_create(turn, cat, ts)
             if typ == "tool_use":
                 b["tools"].append({"kind": "use", "name": d.get("toolName"),
@@ -368,7 +407,7 @@ class _Model:
         elif typ == "done":
             turn = self.bind(h, cat, d)
             if turn is not None:
-                self.close(turn)
+                self.close(turn, "done")
         elif typ == "error":
             turn = self.bind(h, cat, d)
             err = _error_text(d)
@@ -378,7 +417,7 @@ class _Model:
             b = self.primary_or_create(turn, cat, ts)
             b["status"] = "error"
             b["error"] = err
-            self.close(turn)
+            self.close(turn, "error")
         elif typ == "system_info":
             self.apply_system_info(line, d, h, cat, ts)
         elif typ == "a2a_handoff":
@@ -404,6 +443,7 @@ class _Model:
         if turn is None:
             self.reject(line, "unbound_event", "stream text binds to no turn")
             return
+        self.start(turn, cat, ts)  # bound stream text is evidence of work (even stale)
         if turn["replaced"]:
             self.stats["superseded"] += 1
             return
@@ -425,12 +465,13 @@ class _Model:
             if not _is_id(t):
                 self.reject(line, "malformed_event", "invocation_created without an invocationId")
                 return
-            self.announce(h, agent, t, d.get("invocationId"))
+            self.announce(h, agent, t, d.get("invocationId"), ts)
         elif ptype == "thinking":
             turn = self.bind(h, agent, d)
             if turn is None:
                 self.reject(line, "unbound_event", "thinking binds to no turn")
                 return
+            self.start(turn, agent, ts)
             text = payload.get("text") if isinstance(payload.get("text"), str) else ""
             b = self.primary_or_create(turn, agent, ts)
             b["thinking"] = text if b["thinking"] == "" else b["thinking"] + "\n\n" + text
@@ -452,6 +493,7 @@ class _Model:
             if turn is None:
                 self.reject(line, "unbound_event", "rich block binds to no turn")
                 return
+            self.start(turn, agent, ts)
             self.add_block(self.primary_or_create(turn, agent, ts), blk)
         else:
             self.stats["ignored"] += 1  # JSON payload that makes nothing
@@ -505,8 +547,9 @@ class _Model:
                 # announces the turn under that parent first
                 parent = stream.get("parentInvocationId") if isinstance(stream, dict) else None
                 if self.find_turn(h, t) is None and _is_id(parent):
-                    self.announce(h, cat, t, parent)
+                    self.announce(h, cat, t, parent, ts)
                 turn = self.get_turn(h, t)
+                self.start(turn, cat, ts)  # a draft: the turn is in progress
                 if self.primary(turn) is None:
                     b = self.primary_or_create(turn, cat, ts)
                     b["text"] = content
@@ -515,7 +558,7 @@ class _Model:
                 if not turn["replaced"]:
                     b = self.primary_or_create(turn, cat, ts)
                     b["text"] = content
-                    self.close(turn)
+                    self.close(turn, "stored")
             else:
                 for b in self.bubbles:
                     if b["thread"] == h and b["_hist_key"] == mid:
@@ -544,11 +587,15 @@ class _Model:
                 "stats": dict(self.stats), "gaps": [dict(g) for g in self.gaps]}
 
 
-def replay(items):
-    """Replay trace items (str/bytes lines or decoded dicts); return the section 9 doc."""
+def _run(items):
     m = _Model()
-    for i, item in enumerate(list(items)):
-        line = i + 1
+    line = 0
+    for item in list(items):
+        if isinstance(item, tuple) and len(item) == 2 and item[0] == "interrupt":
+            m.interrupt(item[1])  # not a line: it uses no line number
+            continue
+        line += 1
+        m.line = line
         got = m.decode(item, line)
         if got is None or got == "blank":
             continue
@@ -560,4 +607,20 @@ def replay(items):
             m.history(line, data)
         else:
             m.stats["ignored"] += 1
-    return m.output()
+    return m
+
+
+def replay(items):
+    """Replay trace items (str/bytes lines or decoded dicts); return the section 9 doc."""
+    return _run(items).output()
+
+
+def activity(items):
+    """Replay items; return the turn activity:
+    ``{"running": {thread: [(cat, turn, since, line), ...]}, "log": [...]}`` where the
+    log lists ``("opened" | "closed", thread, cat, turn, how, line)`` in order."""
+    m = _run(items)
+    running = {}
+    for r in m.running:
+        running.setdefault(r["thread"], []).append((r["cat"], r["turn"], r["since"], r["line"]))
+    return {"running": running, "log": list(m.activity_log)}

@@ -1,0 +1,119 @@
+"""Section 4: callbacks, placed by exact turn identity.
+
+A callback is the agent's final message, posted out of band and possibly long after
+its stream ended. It names its turn; the turn's transition table
+(:data:`~reconcile._turns.TRANSITIONS`) decides whether it replaces the turn's primary
+bubble, redelivers it, or is a second post. This module only works out which input
+the callback is (the message id comparison) and carries out the table's answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._bubbles import BubbleAdded, BubbleUpdated, Change, Origin, Status, Update
+from ._core import EngineCore
+from ._errors import Reason
+from ._thread import ThreadState
+from ._turns import Action, Turn, TurnInput
+from ._wire import is_id
+
+__all__ = ["CallbackPlacement", "is_explicit_post"]
+
+_REPLACE, _REDELIVER = Action.REPLACE, Action.REDELIVER
+
+
+def is_explicit_post(data: dict[str, Any]) -> bool:
+    """Section 4.3: ``extra.isExplicitPost`` is exactly ``true``."""
+    extra = data.get("extra")
+    return isinstance(extra, dict) and extra.get("isExplicitPost") is True
+
+
+class CallbackPlacement(EngineCore):
+    """Section 4: live callbacks, and the placement stored callbacks share."""
+
+    def _callback(
+        self,
+        thread: ThreadState,
+        data: dict[str, Any],
+        cat: str,
+        ts: int,
+        line: int,
+        changes: list[Change],
+    ) -> None:
+        """Section 4.1: a live callback's turn is its own id, never a guess."""
+        turn_id = data.get("turnInvocationId")
+        if not is_id(turn_id):
+            turn_id = data.get("invocationId")
+            if not is_id(turn_id):
+                self._refuse(
+                    line,
+                    Reason.CALLBACK_WITHOUT_INVOCATION,
+                    f"callback from {cat!r} carries no turn id; it is never guessed",
+                    changes,
+                    thread.id,
+                )
+                return
+        # An empty messageId counts as absent (terms: an id is a non-empty string).
+        message_id = data.get("messageId") or None
+        self._place_callback(
+            thread, thread.turn(turn_id), cat, data["content"], message_id,
+            is_explicit_post(data), ts, line, changes,
+        )
+
+    def _place_callback(
+        self,
+        thread: ThreadState,
+        turn: Turn,
+        cat: str,
+        text: str,
+        message_id: str | None,
+        explicit: bool,
+        ts: int,
+        line: int,
+        changes: list[Change],
+    ) -> None:
+        """Section 4.2 (and 4.3): replace the primary, redeliver, or add a second post.
+
+        The caller's part is only to say which callback this is: an explicit post, one
+        with the primary's message id (or none), or one with another message id. The
+        turn's table answers what that means in the turn's state.
+        """
+        primary = turn.primary
+        if explicit:
+            kind = TurnInput.EXPLICIT_POST
+        elif message_id is None or (primary is not None and message_id == primary.message_id):
+            kind = TurnInput.CALLBACK
+        else:
+            kind = TurnInput.CALLBACK_NEW_MESSAGE
+        action = turn.step(kind)[1]  # a callback never starts or stops a turn running
+        if action is _REPLACE:
+            # The callback becomes the turn's primary bubble, in place: same id, same
+            # position, so a late callback lands where its turn began.
+            bubble, made = self._primary(
+                thread, turn, cat, ts, line, changes, text, Origin.CALLBACK, message_id
+            )
+            if not made:
+                bubble.become_callback(text, message_id)
+                changes.append(BubbleUpdated(bubble, Update.REPLACED, line))
+            if message_id is not None:
+                self._give_message_id(thread, bubble, message_id, line, changes)
+            return
+        if action is _REDELIVER:
+            assert primary is not None  # only a replaced turn redelivers
+            self._set_text(primary, text, line, changes)  # idempotent: a snapshot
+            return
+        # A second post in the same turn (or an explicit post): its own bubble, keyed
+        # (thread, turn, message id); a redelivery of that message sets its text.
+        if message_id is not None:
+            post = thread.posts.get((turn.id, message_id))
+            if post is not None:
+                self._set_text(post, text, line, changes)
+                return
+        post = self._new_bubble(
+            thread, cat, turn.id, Origin.CALLBACK, Status.DONE, ts, text, message_id
+        )
+        changes.append(BubbleAdded(post, line))
+        if message_id is not None:
+            thread.posts[turn.id, message_id] = post
+            self._give_message_id(thread, post, message_id, line, changes)

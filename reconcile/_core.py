@@ -1,0 +1,288 @@
+"""The engine's state and the operations every handler shares (sections 3 and 5).
+
+:class:`EngineCore` owns the threads, the bubble index and the logs, and the few
+operations through which every handler changes them: refusing an event, making a
+bubble (a turn's primary bubble is made in exactly one place, :meth:`_primary`),
+closing a turn, binding an event to its turn (section 3), giving a bubble its message
+id and attaching rich blocks. The handlers themselves live in one module per part of
+the protocol (``_agent_message``, ``_callbacks``, ``_history``) and the public entry
+points in ``_reconciler``; they all build on this class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._bubbles import (
+    Bubble,
+    BubbleAdded,
+    BubbleUpdated,
+    Change,
+    Gap,
+    Origin,
+    Rejected,
+    RunningTurn,
+    Status,
+    TurnClosed,
+    TurnOpened,
+    Update,
+)
+from ._errors import Reason
+from ._thread import ThreadState
+from ._turns import Activity, Turn, TurnEnd, TurnInput
+
+__all__ = ["EngineCore"]
+
+# Enum members as module constants: reading ``Status.DONE`` goes through the enum
+# metaclass (about 70 ns); a module global is a dictionary read (about 20 ns), and the
+# hot path reads several per event.
+_STREAMING, _DONE, _ERROR = Status.STREAMING, Status.DONE, Status.ERROR
+_STREAM, _CALLBACK, _SYSTEM = Origin.STREAM, Origin.CALLBACK, Origin.SYSTEM
+_CLOSE, _START = TurnInput.CLOSE, TurnInput.START
+_OPENS, _CLOSES = Activity.OPENS, Activity.CLOSES
+
+
+class EngineCore:
+    """State and shared operations of the engine (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._threads: dict[str, ThreadState] = {}
+        self._bubbles: dict[str, Bubble] = {}
+        self._names: dict[str, str] = {}  # agent name -> the one shared string
+        self._created = 0  # creation number of the last bubble, across all threads
+        self._line = 0
+        self._rejected: list[Rejected] = []
+        self._gaps: list[Gap] = []
+        self._events = 0
+        self._ignored = 0
+        self._superseded = 0
+        self._duplicates = 0
+
+    # ------------------------------------------------------------------ refusals
+
+    def _reject(
+        self, line: int, reason: Reason, detail: str, thread: Any = None
+    ) -> tuple[Change, ...]:
+        """Refuse a whole event before it touched anything (section 8)."""
+        changes: list[Change] = []
+        self._refuse(line, reason, detail, changes, thread)
+        return tuple(changes)
+
+    def _refuse(
+        self, line: int, reason: Reason, detail: str, changes: list[Change], thread: Any = None
+    ) -> None:
+        """Record a refusal; the caller has changed (and will change) no bubble.
+
+        ``thread`` is whatever the event named: only a string is kept, so a client can
+        tell which thread may have missed something without trusting a bad field.
+        """
+        rejected = Rejected(line, reason, detail, thread if isinstance(thread, str) else None)
+        self._rejected.append(rejected)
+        changes.append(rejected)
+
+    def _unbound(
+        self, thread: ThreadState, line: int, what: str, agent: str, changes: list[Change]
+    ) -> None:
+        """Section 3: stream-side content that binds to no turn is refused."""
+        self._refuse(
+            line, Reason.UNBOUND_EVENT, f"{what} from {agent!r} binds to no turn", changes,
+            thread.id,
+        )
+
+    # ------------------------------------------------------------------ threads
+
+    def _thread(self, thread_id: str) -> ThreadState:
+        """Section 2 step 6 / section 7: the thread exists from now on."""
+        thread = self._threads.get(thread_id)
+        if thread is None:
+            thread = self._threads[thread_id] = ThreadState(thread_id)
+        return thread
+
+    # ------------------------------------------------------------------ bubbles
+
+    def _new_bubble(
+        self,
+        thread: ThreadState,
+        cat: str,
+        invocation: str | None,
+        origin: Origin,
+        status: Status,
+        ts: int,
+        text: str = "",
+        message_id: str | None = None,
+        error: str | None = None,
+    ) -> Bubble:
+        """Make a bubble and put it in its thread's order (section 5, order)."""
+        self._created += 1
+        number = self._created
+        # One string object per agent name, shared by all its bubbles, instead of the
+        # copy each decoded event brings (about 50 bytes per bubble).
+        cat = self._names.setdefault(cat, cat)
+        bubble = Bubble(
+            f"b{number}", thread.id, cat, invocation, origin, status, text, ts, number,
+            message_id, error,
+        )
+        thread.order.add(bubble.sort_key)
+        self._bubbles[bubble.id] = bubble
+        return bubble
+
+    def _primary(
+        self,
+        thread: ThreadState,
+        turn: Turn,
+        cat: str,
+        ts: int,
+        line: int,
+        changes: list[Change],
+        text: str = "",
+        origin: Origin = _STREAM,
+        message_id: str | None = None,
+    ) -> tuple[Bubble, bool]:
+        """Section 5: the turn's primary bubble, and whether it was made just now.
+
+        The one place a primary bubble is made. A new one reports a
+        :class:`BubbleAdded` with its fields already filled (the caller fills in the
+        rest before returning, and reports no update for a bubble it just made). It
+        starts ``streaming``, or ``done`` when it is a callback snapshot or its turn is
+        already closed: a bubble never streams for a turn that will not stream again.
+        """
+        bubble = turn.primary
+        if bubble is not None:
+            return bubble, False
+        status = _DONE if origin is _CALLBACK or turn.closed else _STREAMING
+        bubble = turn.primary = self._new_bubble(
+            thread, cat, turn.id, origin, status, ts, text, message_id
+        )
+        changes.append(BubbleAdded(bubble, line))
+        return bubble, True
+
+    def _system_line(
+        self,
+        thread: ThreadState,
+        cat: str,
+        text: str,
+        ts: int,
+        line: int,
+        changes: list[Change],
+        status: Status = _DONE,
+        error: str | None = None,
+    ) -> None:
+        """Section 5: a system bubble, made anew each time (it belongs to no turn)."""
+        bubble = self._new_bubble(thread, cat, None, _SYSTEM, status, ts, text, error=error)
+        changes.append(BubbleAdded(bubble, line))
+
+    def _set_text(self, bubble: Bubble, text: str, line: int, changes: list[Change]) -> None:
+        """Set a snapshot text; a text equal to the current one is no change at all."""
+        if bubble.set_text(text):
+            changes.append(BubbleUpdated(bubble, Update.TEXT_SET, line))
+
+    def _give_message_id(
+        self,
+        thread: ThreadState,
+        bubble: Bubble,
+        message_id: str,
+        line: int,
+        changes: list[Change],
+    ) -> None:
+        """Index ``bubble`` under ``message_id``; attach rich blocks held for it.
+
+        Two bubbles can carry one message id (an explicit post and a callback that
+        reuse it); section 5 gives the id to the first bubble created, so lookups never
+        depend on the order in which the two got their id.
+        """
+        known = thread.by_message_id.get(message_id)
+        if known is not None:
+            if bubble.sort_key[1] < known.sort_key[1]:
+                thread.by_message_id[message_id] = bubble
+            return
+        thread.by_message_id[message_id] = bubble
+        held = thread.held_blocks.pop(message_id, None)
+        if held:
+            for block_id in held:
+                self._add_block(bubble, block_id, line, changes)
+
+    def _add_block(self, bubble: Bubble, block_id: str, line: int, changes: list[Change]) -> None:
+        """Section 5: each block id once; a repeated one is no change (and no update)."""
+        if bubble.add_block(block_id):
+            changes.append(BubbleUpdated(bubble, Update.BLOCK, line))
+
+    # ------------------------------------------------------------------ turns
+
+    def _bind(self, thread: ThreadState, data: dict[str, Any], agent: str) -> Turn | None:
+        """Section 3, binding: the turn a stream-side event belongs to, or ``None``."""
+        turn_id = data.get("turnInvocationId")
+        if turn_id and isinstance(turn_id, str):
+            return thread.turn(turn_id)  # rule 1: named outright, known or not
+        parent = data.get("invocationId")
+        if parent and isinstance(parent, str):
+            # Rule 2: the latest turn announced under this parent. No fall-through:
+            # an unknown parent must not be guessed into the open turn.
+            return thread.latest.get((agent, parent))
+        turn = thread.open_turn.get(agent)  # rule 3: the open turn, if still open
+        if turn is not None and turn.closed:
+            return None
+        return turn
+
+    def _open_turn(
+        self,
+        thread: ThreadState,
+        turn_id: str,
+        parent: Any,
+        agent: str,
+        ts: int,
+        line: int,
+        changes: list[Change],
+    ) -> Turn:
+        """Section 3, announcing: ``turn_id`` becomes the open turn of (thread, agent)
+        and the latest turn under ``parent``. Shared by ``invocation_created`` and by a
+        stored draft that names its parent (section 7, version 1.1)."""
+        turn = thread.turn(turn_id)
+        current = thread.open_turn.get(agent)
+        if current is not None and current is not turn and not current.closed:
+            # One agent runs one turn at a time in a thread: a newer announcement
+            # means the older turn is over, even if its done was lost.
+            self._close(thread, current, TurnEnd.SUPERSEDED, line, changes)
+        if not turn.closed:  # a closed turn never reopens
+            thread.open_turn[agent] = turn
+        if isinstance(parent, str) and parent:
+            thread.latest[agent, parent] = turn
+        self._start(thread, turn, agent, ts, line, changes)
+        return turn
+
+    def _start(
+        self, thread: ThreadState, turn: Turn, cat: str, ts: int, line: int, changes: list[Change]
+    ) -> None:
+        """An announcement or a draft: evidence that the turn's agent works on it."""
+        if turn.step(_START)[2] is _OPENS:
+            self._opened(thread, turn, cat, ts, line, changes)
+
+    def _opened(
+        self, thread: ThreadState, turn: Turn, cat: str, ts: int, line: int, changes: list[Change]
+    ) -> None:
+        """The table said the turn starts running: record it and report it."""
+        cat = self._names.setdefault(cat, cat)
+        thread.running[turn.id] = RunningTurn(thread.id, cat, turn.id, ts, line)
+        changes.append(TurnOpened(thread.id, cat, turn.id, line, ts))
+
+    def _close(
+        self, thread: ThreadState, turn: Turn, how: TurnEnd, line: int, changes: list[Change]
+    ) -> None:
+        """Section 3, closing: the turn closes and its primary stops streaming; a
+        running turn reports how it stopped (one that never ran closes silently)."""
+        activity = turn.step(_CLOSE)[2]
+        self._stop_streaming(turn, line, changes)
+        if activity is _CLOSES:
+            self._stopped(thread, turn, how, line, changes)
+
+    def _stopped(
+        self, thread: ThreadState, turn: Turn, how: TurnEnd, line: int, changes: list[Change]
+    ) -> None:
+        """The table said a running turn stopped: forget it and report it."""
+        running = thread.running.pop(turn.id)
+        changes.append(TurnClosed(thread.id, running.cat, turn.id, how, line))
+
+    def _stop_streaming(self, turn: Turn, line: int, changes: list[Change]) -> None:
+        """A closed turn's primary goes streaming -> done (an error stays an error)."""
+        bubble = turn.primary
+        if bubble is not None and bubble.settle():
+            changes.append(BubbleUpdated(bubble, Update.CLOSED, line))

@@ -1,0 +1,176 @@
+"""Section 7: merging a page of stored messages, by exact identity.
+
+A client applies a history page after joining a thread, after reconnecting, or after
+a ``seq`` gap. Stored messages meet what was seen live: a stored callback is placed
+exactly as a live one (section 4), a draft only fills a turn that has no bubble yet,
+a stored stream message is the turn's final text and closes it, and a message without
+a turn is a bubble of its own keyed by its id. Nothing is matched by text or time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._bubbles import BubbleAdded, Change, Origin, Status
+from ._callbacks import CallbackPlacement, is_explicit_post
+from ._errors import Reason
+from ._thread import ThreadState
+from ._turns import Action, Activity, TurnEnd, TurnInput
+from ._wire import is_id
+
+__all__ = ["HistoryMerge"]
+
+
+class HistoryMerge(CallbackPlacement):
+    """Section 7: ``history`` events."""
+
+    def _history(self, data: dict[str, Any], line: int) -> tuple[Change, ...]:
+        """Section 7: check the page, make its thread exist, merge each message.
+
+        A page is judged message by message (section 8): a refused stored callback is
+        skipped and the rest of the page still applies.
+        """
+        thread_id = data.get("threadId")
+        messages = data.get("messages")
+        if not isinstance(thread_id, str) or not isinstance(messages, list):
+            return self._reject(
+                line, Reason.MALFORMED_EVENT, "history needs a string threadId and a messages list",
+                thread_id,
+            )
+        thread = self._thread(thread_id)
+        changes: list[Change] = []
+        for message in messages:
+            self._stored_message(thread, message, line, changes)
+        return tuple(changes)
+
+    def _stored_message(
+        self, thread: ThreadState, message: Any, line: int, changes: list[Change]
+    ) -> None:
+        """Section 7: merge one stored message by exact identity."""
+        if not isinstance(message, dict):
+            return
+        cat = message.get("catId")
+        message_id = message.get("id")
+        if not isinstance(cat, str) or not is_id(message_id):
+            return  # user and system messages have no catId: they make no bubble
+        text = message.get("content")
+        if not isinstance(text, str):
+            text = ""
+        ts = message.get("timestamp")
+        if type(ts) is int:
+            thread.see_timestamp(ts)  # a stored timestamp counts as seen (step 5)
+        else:
+            ts = thread.max_ts
+        turn_id = None
+        extra = message.get("extra")
+        stream = extra.get("stream") if isinstance(extra, dict) else None
+        if isinstance(stream, dict) and is_id(stream.get("invocationId")):
+            turn_id = stream["invocationId"]
+        elif message_id.startswith("draft-") and len(message_id) > 6:
+            turn_id = message_id[6:]  # a draft's id names its turn
+
+        if message.get("origin") == "callback":
+            self._stored_callback(thread, message, cat, message_id, turn_id, text, ts, line, changes)
+        elif message.get("isDraft") is True or message_id.startswith("draft-"):
+            self._stored_draft(thread, stream, cat, turn_id, text, ts, line, changes)
+        elif turn_id is not None:
+            self._stored_turn_message(thread, cat, turn_id, text, ts, line, changes)
+        else:
+            # No turn: a bubble of its own, keyed by the stored message id, so a later
+            # page with the same message sets its text instead of adding a copy.
+            stored = thread.stored.get(message_id)
+            if stored is not None:
+                self._set_text(stored, text, line, changes)
+            else:
+                bubble = thread.stored[message_id] = self._new_bubble(
+                    thread, cat, None, Origin.STREAM, Status.DONE, ts, text
+                )
+                changes.append(BubbleAdded(bubble, line))
+
+    def _stored_callback(
+        self,
+        thread: ThreadState,
+        message: dict[str, Any],
+        cat: str,
+        message_id: str,
+        turn_id: str | None,
+        text: str,
+        ts: int,
+        line: int,
+        changes: list[Change],
+    ) -> None:
+        """Section 7: a stored callback sets its message's text, or is placed as a
+        live callback of its turn, or (without a turn) is refused."""
+        known = thread.by_message_id.get(message_id)
+        if known is not None:
+            # The message id belongs to the first bubble that got it (section 5).
+            self._set_text(known, text, line, changes)
+        elif turn_id is not None:
+            # Applied exactly as a live callback, explicit posts included (section
+            # 4.3: a stored explicit post stays a post of its own).
+            self._place_callback(
+                thread, thread.turn(turn_id), cat, text, message_id,
+                is_explicit_post(message), ts, line, changes,
+            )
+        else:
+            # Version 1.1: refused exactly as a live one is. Version 1 showed it as a
+            # bubble of its own, so a client that joined late showed the turn twice
+            # (its stored stream message and this).
+            self._refuse(
+                line,
+                Reason.CALLBACK_WITHOUT_INVOCATION,
+                f"stored callback {message_id!r} from {cat!r} carries no turn id "
+                "(extra.stream.invocationId); it is never guessed",
+                changes,
+                thread.id,
+            )
+
+    def _stored_draft(
+        self,
+        thread: ThreadState,
+        stream: Any,
+        cat: str,
+        turn_id: str | None,
+        text: str,
+        ts: int,
+        line: int,
+        changes: list[Change],
+    ) -> None:
+        """Section 7: a draft fills its turn's primary bubble only when the turn has
+        none; it never overwrites text seen live (the live text is newer)."""
+        if turn_id is None:
+            return
+        if turn_id not in thread.turns and isinstance(stream, dict):
+            parent = stream.get("parentInvocationId")
+            if is_id(parent):
+                # Version 1.1: a draft naming its parent announces its turn, so a
+                # client that joined mid-turn binds the turn's later chunks.
+                self._open_turn(thread, turn_id, parent, cat, ts, line, changes)
+        turn = thread.turn(turn_id)
+        # A draft is the server's copy of a turn in progress: the turn runs.
+        self._start(thread, turn, cat, ts, line, changes)
+        self._primary(thread, turn, cat, ts, line, changes, text)
+
+    def _stored_turn_message(
+        self,
+        thread: ThreadState,
+        cat: str,
+        turn_id: str,
+        text: str,
+        ts: int,
+        line: int,
+        changes: list[Change],
+    ) -> None:
+        """Section 7: a stored stream message is its turn's final text and closes the
+        turn, unless a callback replaced the turn (the table decides)."""
+        turn = thread.turn(turn_id)
+        _, action, activity = turn.step(TurnInput.STORED_MESSAGE)
+        if action is not Action.SET_TEXT:
+            return
+        # The table closed the turn, so a primary made here starts done.
+        bubble, made = self._primary(thread, turn, cat, ts, line, changes, text)
+        if not made:
+            self._set_text(bubble, text, line, changes)
+            self._stop_streaming(turn, line, changes)
+        if activity is Activity.CLOSES:
+            self._stopped(thread, turn, TurnEnd.STORED, line, changes)

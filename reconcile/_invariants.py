@@ -1,0 +1,74 @@
+"""The engine's invariants, checked in full. For tests: O(total size of the state)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._bubbles import Origin, Status
+
+if TYPE_CHECKING:
+    from ._core import EngineCore
+
+__all__ = ["check"]
+
+
+def check(engine: EngineCore) -> None:
+    """Assert every index and ordering invariant of ``engine``.
+
+    Raises:
+        AssertionError: an invariant does not hold (a bug in the engine).
+    """
+    seen: set[str] = set()
+    numbers: list[int] = []
+    for thread_id, thread in engine._threads.items():
+        assert thread.id == thread_id
+        keys = [(ts, n) for ts, n, _ in thread.order]
+        assert keys == sorted(keys), "order is sorted by (timestamp, creation number)"
+        in_thread: set[str] = set()
+        for entry in thread.order:
+            ts, number, bubble = entry
+            assert bubble.sort_key is entry, "a bubble's key is its sorted-list entry"
+            assert bubble.id == f"b{number}"
+            assert engine._bubbles[bubble.id] is bubble
+            assert bubble.thread == thread_id
+            assert bubble.status in (Status.STREAMING, Status.DONE, Status.ERROR)
+            assert bubble.origin in (Origin.STREAM, Origin.CALLBACK, Origin.SYSTEM)
+            assert len(set(bubble.blocks)) == len(bubble.blocks), "blocks are unique"
+            in_thread.add(bubble.id)
+            numbers.append(number)
+        assert not (in_thread & seen), "a bubble lives in one thread"
+        seen |= in_thread
+        primaries: set[str] = set()
+        for turn_id, turn in thread.turns.items():
+            assert turn.id == turn_id
+            primary = turn.primary
+            if primary is None:
+                assert not turn.replaced, "a replaced turn has its callback bubble"
+                continue
+            assert primary.id in in_thread
+            assert primary.id not in primaries, "a bubble is the primary of one turn"
+            primaries.add(primary.id)
+            assert primary.invocation == turn_id
+            assert (primary.origin is Origin.CALLBACK) == turn.replaced
+            if turn.closed:
+                assert primary.status is not Status.STREAMING, "a closed turn is not streaming"
+        running = [t.id for t in thread.turns.values() if t.running]
+        assert sorted(thread.running) == sorted(running), "running index = running turns"
+        for turn_id, info in thread.running.items():
+            assert (info.thread, info.turn) == (thread_id, turn_id)
+        for turn in thread.open_turn.values():
+            assert thread.turns[turn.id] is turn
+        for turn in thread.latest.values():
+            assert thread.turns[turn.id] is turn
+        for message_id, bubble in thread.by_message_id.items():
+            assert bubble.message_id == message_id and bubble.id in in_thread
+            assert message_id not in thread.held_blocks, "held blocks wait for no bubble"
+        for (turn_id, message_id), bubble in thread.posts.items():
+            assert bubble.invocation == turn_id and bubble.message_id == message_id
+            assert bubble.id in in_thread and bubble.id not in primaries
+        for bubble in thread.stored.values():
+            assert bubble.id in in_thread and bubble.invocation is None
+    assert seen == set(engine._bubbles), "every bubble is in exactly one thread"
+    assert sorted(numbers) == list(range(1, engine._created + 1))
+    assert [r.line for r in engine._rejected] == sorted(r.line for r in engine._rejected)
+    assert engine._events <= engine._line

@@ -1,0 +1,104 @@
+"""Read-only views the engine hands out: a thread's bubbles, its logs, its counters.
+
+Each view wraps the engine's own container without copying it, so reading is O(1)
+however long the trace, and nothing a caller does to a view changes the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TypeVar, overload
+
+import attrs
+from sortedcontainers import SortedList  # type: ignore[import-untyped]
+
+from ._bubbles import Bubble
+
+__all__ = ["Stats", "ThreadBubbles", "LogView"]
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class Stats:
+    """Counters of PROTOCOL section 9."""
+
+    events: int = 0  # lines that passed section 1
+    ignored: int = 0  # other event names, unknown types, JSON payloads that make nothing
+    superseded: int = 0  # stream chunks dropped because a callback replaced the turn
+    duplicates: int = 0  # events skipped by seq
+
+    def to_dict(self) -> dict[str, int]:
+        return attrs.asdict(self)
+
+
+class ThreadBubbles(Sequence[Bubble]):
+    """A live, read-only view of one thread's bubbles in display order.
+
+    Complexity: ``len`` O(1), indexing O(log n), iteration O(n).
+    """
+
+    __slots__ = ("_order",)
+
+    def __init__(self, order: SortedList) -> None:
+        self._order = order
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    @overload
+    def __getitem__(self, index: int) -> Bubble: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Bubble]: ...
+
+    def __getitem__(self, index: int | slice) -> Bubble | list[Bubble]:
+        if isinstance(index, slice):
+            return [entry[2] for entry in self._order[index]]
+        bubble: Bubble = self._order[index][2]
+        return bubble
+
+    def __iter__(self) -> Iterator[Bubble]:
+        for entry in self._order:
+            yield entry[2]
+
+    def __repr__(self) -> str:
+        return f"ThreadBubbles({list(self)!r})"
+
+
+class LogView(Sequence[T]):
+    """A live, read-only view of one of the engine's logs (refusals or gaps).
+
+    Reading it copies nothing, so a UI may check ``len(engine.rejected)`` after every
+    event. It compares equal to any list or tuple with the same items.
+    Complexity: ``len`` and indexing O(1).
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: list[T]) -> None:
+        self._items = items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        return self._items[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (LogView, list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LogView({self._items!r})"
+
+
