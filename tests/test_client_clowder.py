@@ -54,6 +54,14 @@ def screen(client: ChatClient) -> str:
     return console.export_text()
 
 
+@pytest.fixture(autouse=True)
+def _turn_activity_shim():
+    """TEMPORARY, until `engine` is merged: the turn-activity stand-in, on."""
+    _turn_shim.ACTIVE = True
+    yield
+    _turn_shim.ACTIVE = False
+
+
 # ---------------------------------------------------------------------- joining
 
 

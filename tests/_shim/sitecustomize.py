@@ -4,4 +4,6 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import _turn_shim  # noqa: E402,F401
+import _turn_shim  # noqa: E402
+
+_turn_shim.ACTIVE = True
