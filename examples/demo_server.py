@@ -8,8 +8,8 @@ Run it, then watch a thread live from a second terminal::
 
 It needs the client extra (``pip install -e '.[client]'``: python-socketio, aiohttp).
 
-The wire (see ``shared/background/clowder-protocol.md`` sections 1.1-1.7)
---------------------------------------------------------------------------
+The wire (clowder-ai's ``agent_message``; ``docs/protocol.md``)
+---------------------------------------------------------------
 * socket.io (python-socketio on aiohttp). The handshake auth is ``{"userId": ...}``;
   the socket joins ``user:{userId}`` and then whatever rooms it asks for with
   ``join_room`` (``thread:{id}``, ...; acknowledged with ``{"ok": true}``).
@@ -34,6 +34,28 @@ The wire (see ``shared/background/clowder-protocol.md`` sections 1.1-1.7)
   clowder's route-serial does. The first page also holds a draft
   (``id: draft-T``, ``isDraft: true``) for each turn in progress, unless a stored
   message of the page carries T.
+
+Like the real server: ``--like-clowder``
+----------------------------------------
+The real clowder-ai server differs from the above in ways a client must survive;
+``--like-clowder`` (with ``--stock`` for the server as shipped) does the same:
+
+* history is filtered by user: ``X-Cat-Cafe-User`` (absent: ``default-user``)
+  other than ``--owner`` (default ``default-user``) gets empty pages, no error;
+* ``join_room`` is never acknowledged;
+* no ``seq``/``seqEpoch``;
+* drafts carry only their turn id (no ``extra.stream.parentInvocationId``), so a
+  client that joins mid-turn cannot bind the turn's chunks (they carry the parent);
+* stored callbacks carry no turn (no ``extra.stream.invocationId``); live callbacks
+  carry the turn id (the #454 fix) or, with ``--stock``, none;
+* ``POST /api/demo/restart?down_ms=M`` is a restart of a memory store: every client
+  dropped and refused for M ms, every thread and running turn lost;
+* scenario ``working_after_callback``: a callback posted mid-turn while the agent
+  keeps working (a tool, many more chunks) until its ``done``.
+
+In this mode the three views below no longer agree (that is the point): a joined
+client refuses the turn-less stored callbacks, and a stock server's callbacks are
+refused live.
 
 Control endpoints (for tests and demos)
 ---------------------------------------
@@ -72,8 +94,9 @@ replay of the stored history. By construction:
 
 Scenarios: ``late_callback``, ``late_callback_same``, ``background_thread``,
 ``callback_first`` (the four regression races of the conformance corpus, cases
-03-06), ``mid_stream``, ``two_agents``, ``long_stream`` (for disconnect tests) and
-``random`` (seeded with ``--seed``: several threads and agents at once).
+03-06), ``mid_stream``, ``two_agents``, ``long_stream`` (for disconnect tests),
+``working_after_callback`` and ``random`` (seeded with ``--seed``: several threads and
+agents at once).
 """
 
 from __future__ import annotations
@@ -294,27 +317,26 @@ class AgentTurn:
         else:
             new = False
 
+        clowder = self.server.like_clowder
+
         def store(ts: int) -> None:
             if new:
-                self.server.store.append(
-                    self.thread,
-                    {
-                        "id": message_id,
-                        "type": "assistant",
-                        "catId": self.cat,
-                        "content": text,
-                        "origin": "callback",
-                        "timestamp": ts,
-                        "extra": {"stream": {"invocationId": self.id}},
-                    },
-                )
+                stored = {
+                    "id": message_id,
+                    "type": "assistant",
+                    "catId": self.cat,
+                    "content": text,
+                    "origin": "callback",
+                    "timestamp": ts,
+                }
+                if not clowder:  # clowder stores a callback without its turn
+                    stored["extra"] = {"stream": {"invocationId": self.id}}
+                self.server.store.append(self.thread, stored)
 
-        await self.server.agent(
-            self.thread,
-            self._envelope("text", content=text, origin="callback", invocationId=self.id,
-                           messageId=message_id),
-            before_send=store,
-        )
+        envelope = self._envelope("text", content=text, origin="callback", messageId=message_id)
+        if not (clowder and self.server.stock):  # the stock server broadcasts no turn id
+            envelope["invocationId"] = self.id
+        await self.server.agent(self.thread, envelope, before_send=store)
         return message_id
 
     def post_later(self, ticks: float, text: str, message_id: str | None = None) -> None:
@@ -513,6 +535,19 @@ async def long_stream(run: Run) -> None:
     await asyncio.gather(background(), main_thread())
 
 
+async def working_after_callback(run: Run) -> None:
+    """One turn posts its callback early and keeps working (a tool, many more
+    chunks) until its done: the bubble is done long before the agent is."""
+    p1 = await run.ask("t1", "Refactor the parser", ["opus"])
+    t = await run.turn("t1", "opus", p1, "w")
+    await t.think("Plan first, then split parse().")
+    await t.say(*(f"step{i} " for i in range(8)))
+    await t.post("Refactor done: parse() is split in two.")
+    await t.use_tool("pytest", {"k": "parser"}, "12 passed")
+    await t.say(*(f"check{i} " for i in range(60)))
+    await t.finish()
+
+
 _WORDS = tuple(
     (
         "the turn id is the key so a late callback lands where its turn began and "
@@ -575,6 +610,7 @@ SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...]]] = {
     "two_agents": (two_agents, ("t1",)),
     "long_stream": (long_stream, ("t1", "t2")),
     "random": (random_run, ("t1", "t2", "t3")),
+    "working_after_callback": (working_after_callback, ("t1",)),
 }
 
 
@@ -595,13 +631,24 @@ class DemoServer:
         loop: bool = False,
         trace_path: str | None = None,
         verbose: bool = False,
+        like_clowder: bool = False,
+        stock: bool = False,
+        owner: str = "default-user",
+        history_delay: float = 0.0,
     ) -> None:
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}")
         self.scenario = scenario
         self.seed = seed
         self.tick = tick
-        self.use_seq = seq
+        #: --like-clowder: behave like the real clowder-ai server (module docstring).
+        self.like_clowder = like_clowder
+        self.stock = stock
+        self.owner = owner
+        #: Seconds each history request waits before reading the store (tests: events
+        #: then reach a joining client before its first page).
+        self.history_delay = history_delay
+        self.use_seq = seq and not like_clowder
         self.start_mode = start
         self.loop = loop
         self.verbose = verbose
@@ -642,6 +689,7 @@ class DemoServer:
         self.app.router.add_get("/api/messages", self._get_messages)
         self.app.router.add_post("/api/demo/start", self._post_start)
         self.app.router.add_post("/api/demo/disconnect", self._post_disconnect)
+        self.app.router.add_post("/api/demo/restart", self._post_restart)
         self.app.router.add_get("/api/demo/status", self._get_status)
         self.app.router.add_get("/api/demo/trace", self._get_trace)
         self.app.router.add_get("/api/demo/scenarios", self._get_scenarios)
@@ -765,9 +813,9 @@ class DemoServer:
     async def _on_disconnect(self, sid: str, *args: Any) -> None:
         self.users.pop(sid, None)
 
-    async def _on_join_room(self, sid: str, room: Any) -> dict[str, Any]:
+    async def _on_join_room(self, sid: str, room: Any) -> dict[str, Any] | None:
         if not isinstance(room, str) or not ROOM_PATTERN.match(room):
-            return {"ok": False, "error": "invalid room"}
+            return None if self.like_clowder else {"ok": False, "error": "invalid room"}
         await self.sio.enter_room(sid, room)
         if self._rejoined is not None and room.startswith("thread:"):
             self._rejoined.set()
@@ -780,6 +828,8 @@ class DemoServer:
             # Give the client a moment to fetch history before the first event.
             self._start_scheduled = True
             asyncio.get_running_loop().call_later(0.5, self.start_run)
+        if self.like_clowder:
+            return None  # clowder never acknowledges join_room
         return {"ok": True, "room": room}
 
     async def _on_leave_room(self, sid: str, room: Any) -> dict[str, Any]:
@@ -790,7 +840,10 @@ class DemoServer:
     # ---------------------------------------------------------------- HTTP handlers
 
     async def _get_messages(self, request: web.Request) -> web.Response:
-        if not request.headers.get("X-Cat-Cafe-User"):
+        user = request.headers.get("X-Cat-Cafe-User")
+        if self.like_clowder:
+            user = user or "default-user"
+        elif not user:
             return web.json_response({"error": "X-Cat-Cafe-User header required"}, status=401)
         thread = request.query.get("threadId")
         if not thread:
@@ -807,6 +860,12 @@ class DemoServer:
                 before = (int(ts), message_id)
             except ValueError:
                 return web.json_response({"error": "before must be ts:id"}, status=400)
+        if self.history_delay > 0:
+            await asyncio.sleep(self.history_delay)
+        if self.like_clowder and user != self.owner:
+            # clowder returns only the requesting user's messages: another user id
+            # gets empty pages, without an error.
+            return web.json_response({"messages": [], "hasMore": False})
         messages, has_more = self.store.page(thread, limit, before)
         return web.json_response({"messages": messages, "hasMore": has_more})
 
@@ -844,6 +903,25 @@ class DemoServer:
             return web.json_response({"error": "refuse_ms must be an integer"}, status=400)
         async with self._lock:
             dropped = await self._drop(request.query.get("user"), refuse_ms, "on request")
+        return web.json_response({"dropped": dropped})
+
+    async def _post_restart(self, request: web.Request) -> web.Response:
+        """Like a restart of a server with a memory store: every client dropped and
+        refused for ``down_ms``, every thread and running turn lost."""
+        try:
+            down_ms = int(request.query.get("down_ms", 500))
+        except ValueError:
+            return web.json_response({"error": "down_ms must be an integer"}, status=400)
+        if self.run_task is not None and not self.run_task.done():
+            self.run_task.cancel()
+        for task in self.current.pending if self.current else ():
+            task.cancel()
+        async with self._lock:
+            self.store = Store()
+            self._seq = {}
+            self.epoch = uuid.uuid4().hex[:8]
+            dropped = await self._drop(None, down_ms, "restart (memory store lost)")
+        self.state = "restarted"
         return web.json_response({"dropped": dropped})
 
     async def _get_status(self, request: web.Request) -> web.Response:
@@ -937,6 +1015,10 @@ async def _main(args: argparse.Namespace) -> int:
         loop=args.loop,
         trace_path=args.trace,
         verbose=not args.quiet,
+        like_clowder=args.like_clowder,
+        stock=args.stock,
+        owner=args.owner,
+        history_delay=args.history_delay_ms / 1000,
     )
     threads = ", ".join(SCENARIOS[args.scenario][1])
     print(
@@ -991,6 +1073,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait-rejoin", action="store_true",
                         help="after a drop, pause the run until a client rejoins")
     parser.add_argument("--no-seq", action="store_true", help="no seq/seqEpoch (stock server)")
+    parser.add_argument("--like-clowder", action="store_true",
+                        help="behave like the real clowder-ai server: history filtered by "
+                        "user, no join_room acknowledgement, no seq, stored callbacks "
+                        "without their turn (see the module docstring)")
+    parser.add_argument("--stock", action="store_true",
+                        help="with --like-clowder: live callbacks carry no turn id either "
+                        "(clowder as shipped; without it, as fixed by its issue #454)")
+    parser.add_argument("--owner", default="default-user",
+                        help="with --like-clowder: the user whose history the threads are "
+                        "(default: default-user)")
+    parser.add_argument("--history-delay-ms", type=int, default=0, metavar="MS",
+                        help="answer each history request this much later (a slow store)")
     parser.add_argument("--quiet", action="store_true", help="print only the listening line")
     args = parser.parse_args(argv)
     try:

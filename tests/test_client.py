@@ -37,12 +37,16 @@ import pytest
 pytest.importorskip("socketio")
 aiohttp = pytest.importorskip("aiohttp")
 
+from tests import _turn_shim  # noqa: F401  TEMPORARY, until `engine` is merged
+
 from reconcile import Reconciler, cli
 from reconcile.cli import _common as cli_common
-from reconcile.cli import _live as client_cli
-from reconcile.client import ChatClient, fetch_history
+from reconcile.client import ChatClient, fetch_history, record
+from reconcile.client.view import watch
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Subprocesses (reconcile record/watch) get the temporary turn shim too.
+SHIM_ENV = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "_shim")}
 DEMO = ROOT / "examples" / "demo_server.py"
 TICK_MS = "15"
 TIMEOUT = 30.0  # seconds for any one condition; far above what a run needs
@@ -57,6 +61,14 @@ NAMED = (
     "mid_stream",
     "two_agents",
 )
+
+@pytest.fixture(autouse=True)
+def _turn_activity_shim():
+    """TEMPORARY, until `engine` is merged: the turn-activity stand-in, on."""
+    _turn_shim.ACTIVE = True
+    yield
+    _turn_shim.ACTIVE = False
+
 
 # ---------------------------------------------------------------------- the server
 
@@ -430,7 +442,7 @@ def test_record_trace_replays_to_exactly_the_clients_bubbles(demo):
         async with aiohttp.ClientSession() as session:
             client = new_client(server.url, ["t1", "t2"])
             stop = asyncio.Event()
-            recording = asyncio.create_task(client_cli.record(client, sink, stop))
+            recording = asyncio.create_task(record(client, sink, stop))
             await client.wait_ready(TIMEOUT)
             await control(session, server.url, "/api/demo/start", "POST",
                           scenario="long_stream", drop_after=30, refuse_ms=300, wait_rejoin=1)
@@ -464,6 +476,7 @@ def test_record_command_stops_cleanly_on_ctrl_c(demo, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
+        env=SHIM_ENV,
     )
 
     def lines() -> list[dict]:
@@ -542,7 +555,7 @@ def test_watch_screen_shows_the_final_bubbles(demo):
         async with aiohttp.ClientSession() as session:
             client = new_client(server.url, ["t1", "t2"])
             stop = asyncio.Event()
-            watching = asyncio.create_task(client_cli.watch(client, console, stop, refresh=20))
+            watching = asyncio.create_task(watch(client, console, stop, refresh=20))
             await client.wait_ready(TIMEOUT)
             await control(session, server.url, "/api/demo/start", "POST",
                           scenario="background_thread")
@@ -579,7 +592,7 @@ def test_watch_command_in_a_terminal_shows_live_bubbles_until_ctrl_c(demo):
     server = demo()
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env = {k: v for k, v in SHIM_ENV.items() if k not in ("COLUMNS", "LINES")}
     env["TERM"] = "xterm-256color"
     watcher = subprocess.Popen(
         [sys.executable, "-m", "reconcile", "watch", "--url", server.url, "--thread", "t1"],

@@ -1,16 +1,22 @@
-"""``reconcile watch``: a live thread's bubbles, updating in the terminal."""
+"""``reconcile watch``: a live thread's bubbles, updating in the terminal.
+
+The view is :mod:`reconcile.client.view`; this module parses arguments.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+from collections.abc import Awaitable
 from typing import IO
 
-from .record import live_arguments
+from ._common import EXIT_OK
+from .record import client_from_args, exit_summary, live_arguments, require_client, run_until_signal
 
 HELP = "show a live thread's bubbles in the terminal"
 DESCRIPTION = (
-    "Connect to a live chat server and show the threads' bubbles (agent, status, text) "
-    "updating live. Stop with Ctrl-C."
+    "Connect to a live chat server and show the threads' bubbles (agent, status, text), "
+    "the running turns and refused callbacks, updating live. Stop with Ctrl-C."
 )
 
 
@@ -22,6 +28,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: IO[str]) -> int:
-    from ._live import run_watch
+    require_client("watch")
+    from rich.console import Console
 
-    return run_watch(args, out)
+    from reconcile.client.view import watch
+
+    client = client_from_args(args)
+    console = Console(file=out)
+
+    def main(stop: asyncio.Event) -> Awaitable[None]:
+        return watch(client, console, stop, duration=args.duration, refresh=args.refresh)
+
+    run_until_signal(main)
+    for line in exit_summary(client):
+        console.print(line, style="dim", highlight=False)
+    return EXIT_OK

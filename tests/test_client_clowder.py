@@ -1,0 +1,398 @@
+"""The client against the demo server's ``--like-clowder`` mode, and the review fixes.
+
+``--like-clowder`` behaves like the real clowder-ai server in each way a user met
+there: history filtered by user, no ``join_room`` acknowledgement, drafts with only
+their turn id, stored callbacks without their turn, live callbacks without it
+(``--stock``), a restart that loses threads, a callback posted mid-turn while the
+agent keeps working. Real sockets on 127.0.0.1; every wait is for a condition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+import pytest
+
+pytest.importorskip("socketio")
+aiohttp = pytest.importorskip("aiohttp")
+
+from tests import _turn_shim  # noqa: F401  TEMPORARY, until `engine` is merged
+from tests.test_client import TIMEOUT, _true, control, demo, replay, view, wait_finished, wait_for
+
+from reconcile import Reason, ReconcileError, Reconciler, Status
+from reconcile.client import (
+    DEFAULT_USER,
+    ChatClient,
+    ClientClosed,
+    HistoryError,
+    Lagged,
+    NoticeKind,
+    Recorder,
+)
+from reconcile.client._connection import _packet_class
+from reconcile.client.view import refusal_summary, render_screen
+
+__all__ = ["demo"]  # the fixture, imported so pytest finds it here
+
+CLOWDER = ("--like-clowder",)
+
+
+def client_for(url: str, threads: list[str], user: str = DEFAULT_USER, **options) -> ChatClient:
+    options.setdefault("reconnect_delay", 0.1)
+    options.setdefault("reconnect_delay_max", 0.5)
+    options.setdefault("resync_delay", 0.3)
+    return ChatClient(url, user, threads=threads, **options)
+
+
+def screen(client: ChatClient) -> str:
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), record=True, width=160, color_system=None)
+    console.print(render_screen(client))
+    return console.export_text()
+
+
+@pytest.fixture(autouse=True)
+def _turn_activity_shim():
+    """TEMPORARY, until `engine` is merged: the turn-activity stand-in, on."""
+    _turn_shim.ACTIVE = True
+    yield
+    _turn_shim.ACTIVE = False
+
+
+# ---------------------------------------------------------------------- joining
+
+
+def test_default_user_joins_without_an_ack_and_sees_each_turn_once(demo):
+    """Joining after a run: the first page comes at once (no ack to wait for), each
+    turn shows once, and the turn-less stored callback is listed as unplaced."""
+    server = demo(*CLOWDER)
+
+    async def main() -> ChatClient:
+        async with aiohttp.ClientSession() as session:
+            await control(session, server.url, "/api/demo/start", "POST",
+                          scenario="late_callback")
+            await wait_finished(session, server.url)
+            client = client_for(server.url, ["t1"])
+            started = time.monotonic()
+            async with client:
+                await client.wait_ready(TIMEOUT)
+                ready_after = time.monotonic() - started
+                await client.wait_idle(quiet=0.1, timeout=TIMEOUT)
+        # The old client waited a 1 s join timeout on a server that never acks.
+        assert ready_after < 0.9, ready_after
+        return client
+
+    client = asyncio.run(main())
+    assert client.user_id == "default-user"
+    texts = [b.text for b in client.bubbles("t1")]
+    assert texts == ["Looking into it", "Second question: key bubbles by the turn id, answering now."]
+    (unplaced,) = client.unplaced("t1")
+    assert unplaced.text == "The bug is in parse(): it reads the parent id."
+    assert unplaced.reason is Reason.CALLBACK_WITHOUT_INVOCATION and unplaced.cat == "opus"
+    assert not client.notices
+    shown = screen(client)
+    assert "unplaced (1)" in shown and unplaced.text in shown
+
+
+def test_wrong_user_id_gets_a_notice_when_history_is_empty_but_the_thread_is_live(demo):
+    server = demo(*CLOWDER)
+
+    async def main() -> ChatClient:
+        async with aiohttp.ClientSession() as session:
+            async with client_for(server.url, ["t1"], user="someone-else") as client:
+                await client.wait_ready(TIMEOUT)
+                await control(session, server.url, "/api/demo/start", "POST",
+                              scenario="callback_first")
+                await wait_finished(session, server.url)
+                await wait_for(lambda: _true(bool(client.notices)), "the notice")
+        return client
+
+    client = asyncio.run(main())
+    (notice,) = client.notices
+    assert notice.kind is NoticeKind.HISTORY_EMPTY and notice.thread == "t1"
+    assert "'someone-else'" in notice.text and "default-user" in notice.text
+    assert "someone-else" in screen(client) and "history of t1 is empty" in screen(client)
+
+
+def test_events_before_the_first_page_are_applied_then_the_page_nothing_lost_or_doubled(demo):
+    """The history answer is slow (300 ms): the run's first events reach the client
+    before its first page. They are applied as they come, the page after them."""
+    server = demo(*CLOWDER, "--history-delay-ms", "300")
+
+    async def main() -> tuple[ChatClient, list]:
+        applied: list = []
+        async with aiohttp.ClientSession() as session:
+            client = client_for(server.url, ["t1"])
+            client.on_event(lambda message, reason: applied.append(reason))
+            async with client:
+                await wait_for(lambda: _true(client.connected), "the connection")
+                await control(session, server.url, "/api/demo/start", "POST",
+                              scenario="mid_stream")
+                await client.wait_ready(TIMEOUT)
+                await wait_finished(session, server.url)
+                log = replay(await control(session, server.url, "/api/demo/trace"))
+                await client.wait_idle(quiet=0.2, timeout=TIMEOUT)
+        return client, applied, log
+
+    client, applied, log = asyncio.run(main())
+    first_page = applied.index("join")
+    assert None in applied[:first_page], "socket events came before the first page"
+    # Nothing lost, nothing doubled: the same bubbles as the server's own log.
+    assert view(client.reconciler, "t1") == view(log, "t1")
+    assert [b.text for b in client.bubbles("t1")].count(
+        "Posted mid-stream: the test sleeps 10 ms.") == 1
+
+
+# ---------------------------------------------------------------------- late join
+
+
+def test_late_joiner_follows_the_servers_draft_until_the_stored_message(demo):
+    """Joined mid-turn: the turn's chunks bind to nothing (the server breaks section
+    10 rule 3), so the client refreshes history about every interval and shows the
+    newest draft; the stored message ends it."""
+    server = demo(*CLOWDER, "--tick", "40")
+    seen: list[str] = []
+
+    async def main() -> ChatClient:
+        async with aiohttp.ClientSession() as session:
+            await control(session, server.url, "/api/demo/start", "POST",
+                          scenario="working_after_callback")
+
+            async def midway() -> bool:
+                return (await control(session, server.url, "/api/demo/status"))["events"] >= 16
+
+            await wait_for(midway, "the turn to be well under way")
+            client = client_for(server.url, ["t1"], draft_interval=0.2, draft_interval_max=0.4)
+            async with client:
+                await client.wait_ready(TIMEOUT)
+                following = False
+                while (await control(session, server.url, "/api/demo/status"))[
+                    "state"
+                ] != "finished":
+                    following = following or client.is_following_drafts("t1")
+                    seen.extend(client.display_text(b) for b in client.bubbles("t1")
+                                if b.status is Status.STREAMING)
+                    await asyncio.sleep(0.05)
+                await client.wait_idle(quiet=0.2, timeout=TIMEOUT)
+                assert following
+                assert not client.is_following_drafts("t1"), "it stops after the turn"
+        return client
+
+    client = asyncio.run(main())
+    assert any(c.reason is Reason.UNBOUND_EVENT for c in client.reconciler.rejected)
+    drafts = list(dict.fromkeys(seen))
+    assert len(drafts) >= 3, "the bubble followed the server's draft"
+    assert all(a in b or b.startswith(a) for a, b in zip(drafts, drafts[1:])), drafts
+    (bubble,) = client.bubbles("t1")
+    assert bubble.status is Status.DONE and bubble.text.endswith("check59 ")
+    assert client.reconciler.running_turns("t1") == ()
+    assert [u.text for u in client.unplaced("t1")] == ["Refactor done: parse() is split in two."]
+
+
+# ---------------------------------------------------------------------- live
+
+
+def test_stock_server_callbacks_are_unplaced_and_summarised(demo):
+    server = demo(*CLOWDER, "--stock")
+
+    async def main() -> ChatClient:
+        async with aiohttp.ClientSession() as session:
+            async with client_for(server.url, ["t1"]) as client:
+                await client.wait_ready(TIMEOUT)
+                await control(session, server.url, "/api/demo/start", "POST",
+                              scenario="late_callback")
+                status = await wait_finished(session, server.url)
+                await wait_for(lambda: _true(client.socket_events >= status["events"]),
+                               "every event")
+                await client.wait_idle(quiet=0.2, timeout=TIMEOUT)
+        return client
+
+    client = asyncio.run(main())
+    assert [b.text for b in client.bubbles("t1")] == [
+        "Looking into it", "Second question: key bubbles by the turn id, answering now."]
+    (unplaced,) = client.unplaced("t1")  # refused live, and again stored: listed once
+    assert unplaced.text == "The bug is in parse(): it reads the parent id."
+    summary = refusal_summary(client)
+    assert "callback_without_invocation" in summary[0]
+    assert any(unplaced.text in line for line in summary[1:])
+    rows = [line for line in screen(client).splitlines() if unplaced.text in line]
+    assert len(rows) == 1 and "callback_without_invocation" in rows[0]  # not in a bubble
+
+
+def test_mid_turn_callback_shows_done_and_working_then_a_restart_interrupts_it(demo):
+    server = demo(*CLOWDER, "--tick", "40")
+    notices: list = []
+
+    async def main() -> tuple[ChatClient, str, str]:
+        async with aiohttp.ClientSession() as session:
+            client = client_for(server.url, ["t1"])
+            client.on_notice(notices.append)
+            async with client:
+                await client.wait_ready(TIMEOUT)
+                await control(session, server.url, "/api/demo/start", "POST",
+                              scenario="working_after_callback")
+
+                def done_and_working() -> bool:
+                    bubbles = client.bubbles("t1")
+                    return bool(bubbles) and bubbles[0].status is Status.DONE and bool(
+                        client.running("t1"))
+
+                await wait_for(lambda: _true(done_and_working()), "a done bubble, still working")
+                mid_turn = screen(client)
+                await control(session, server.url, "/api/demo/restart", "POST", down_ms=300)
+                await wait_for(lambda: _true(client.resets("t1") == 1), "the reset")
+                await wait_for(lambda: _true(client.connected), "the reconnection")
+                await client.wait_idle(quiet=0.2, timeout=TIMEOUT)
+                after = screen(client)
+        return client, mid_turn, after
+
+    client, mid_turn, after = asyncio.run(main())
+    row = next(line for line in mid_turn.splitlines() if "Refactor done" in line)
+    assert "done" in row and "callback" in row
+    assert "opus is working… (" in mid_turn
+    assert [n.kind for n in notices] == [NoticeKind.RESET]
+    assert client.reconciler.running_turns("t1") == ()
+    (closed,) = client.interrupted("t1")
+    assert closed.cat == "opus" and str(closed.how) == "interrupted"
+    assert all(b.status is not Status.STREAMING for b in client.bubbles("t1"))
+    assert "server reset" in after and "interrupted" in after and "working" not in after
+
+
+# ---------------------------------------------------------------------- review fixes
+
+
+def test_changes_and_wait_ready_after_close_return_at_once():
+    async def main() -> None:
+        client = ChatClient("http://127.0.0.1:9", threads=["t1"])
+        await client.start()
+        waiting = asyncio.create_task(client.wait_ready())
+        await asyncio.sleep(0)
+        await client.close()
+        with pytest.raises(ClientClosed):
+            await asyncio.wait_for(waiting, 5)
+        with pytest.raises(ClientClosed):
+            await asyncio.wait_for(client.wait_ready(), 5)
+        got = [c async for c in client.changes()]  # would hang before the fix
+        assert got == []
+        assert issubclass(ClientClosed, ReconcileError)
+        assert issubclass(HistoryError, ReconcileError)
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def _agent(**fields):
+    return {"type": "text", "threadId": "t1", "catId": "opus", "origin": "stream",
+            "invocationId": "P", **fields}
+
+
+def _announce(turn="T1"):
+    return _agent(type="system_info", content='{"type": "invocation_created", '
+                  f'"invocationId": "{turn}"}}')
+
+
+def _recorded_client() -> tuple[ChatClient, io.StringIO]:
+    client = ChatClient("http://127.0.0.1:9", threads=["t1"])
+    sink = io.StringIO()
+    client.on_event(Recorder(sink))
+    return client, sink
+
+
+def _replays_exactly(client: ChatClient, sink: io.StringIO) -> Reconciler:
+    replayed = Reconciler()
+    replayed.feed(sink.getvalue().splitlines())
+    assert replayed.to_dict() == client.reconciler.to_dict()
+    assert replayed.lines == client.reconciler.lines
+    return replayed
+
+
+def test_binary_and_multi_argument_socket_events_keep_the_recording_exact():
+    client, sink = _recorded_client()
+    client._on_socket_event("agent_message", (_announce(),))
+    client._on_socket_event("agent_message", (b"\x00\xffbinary",))  # refused, recorded
+    client._on_socket_event("agent_message", (_agent(content="He"), "second arg"))
+    client._on_socket_event("agent_message", (_agent(content="llo", blob=b"\x01"),))
+    client._on_socket_event("agent_message", (_agent(origin="callback", content="lost?", invocationId=None),))
+    replayed = _replays_exactly(client, sink)
+    (bubble,) = client.bubbles("t1")
+    assert bubble.text == "Hello", "the first of several arguments is the payload"
+    reasons = [(r.line, str(r.reason)) for r in replayed.rejected]
+    assert reasons == [(2, "malformed_event"), (5, "callback_without_invocation")]
+    assert '"args":["second arg"]' in sink.getvalue().splitlines()[2]
+    assert client.unplaced("t1")[0].text == "lost?"
+
+
+def test_an_integer_of_5000_digits_on_the_socket_crashes_nothing():
+    huge = "9" * 5000
+    packet = _packet_class()(encoded_packet=(
+        '2["agent_message",{"type":"text","threadId":"t1","catId":"opus",'
+        f'"content":"x","invocationId":"P","seq":{huge},"toolInput":{{"n":{huge}}}}}]'
+    ))
+    event, payload = packet.data
+    client, sink = _recorded_client()
+    client._on_socket_event(event, (payload,))
+    replayed = _replays_exactly(client, sink)
+    assert [str(r.reason) for r in replayed.rejected] == ["malformed_event"]  # seq: a string
+    (notice,) = client.notices
+    assert notice.kind is NoticeKind.UNREADABLE_NUMBER and "4,300 digits" in notice.text
+
+
+def test_a_slow_consumer_gets_lagged_then_the_newest_changes():
+    async def main() -> list:
+        client = ChatClient("http://127.0.0.1:9", threads=["t1"], queue_size=3)
+        got: list = []
+
+        async def consume() -> None:
+            async for change in client.changes():
+                got.append(change)
+
+        consumer = asyncio.create_task(consume())
+        await asyncio.sleep(0)  # the iterator is registered
+        client._on_socket_event("agent_message", (_announce(),))
+        for index in range(10):
+            client._on_socket_event("agent_message", (_agent(content=f"c{index} "),))
+        await client.close()
+        await asyncio.wait_for(consumer, 5)
+        return got
+
+    got = asyncio.run(main())
+    assert isinstance(got[0], Lagged) and got[0].missed >= 8
+    assert len(got) == 4 and not any(isinstance(c, Lagged) for c in got[1:])
+
+
+def test_backoff_keeps_growing_when_the_server_drops_each_connection_at_once():
+    import socketio
+    from aiohttp import web
+
+    async def main() -> tuple[float, ...]:
+        sio = socketio.AsyncServer(async_mode="aiohttp")
+        app = web.Application()
+        sio.attach(app)
+
+        @sio.event
+        async def connect(sid, environ, auth=None):
+            asyncio.get_running_loop().call_later(0.01, lambda: asyncio.ensure_future(
+                sio.disconnect(sid)))
+
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        client = ChatClient(f"http://127.0.0.1:{port}", threads=["t1"],
+                            reconnect_delay=0.05, reconnect_delay_max=0.4,
+                            reconnect_stable=5.0)
+        try:
+            async with client:
+                await wait_for(lambda: _true(len(client.reconnect_delays) >= 5),
+                               "five reconnections")
+                assert client.connects >= 2, "each connection was accepted, then dropped"
+        finally:
+            await runner.cleanup()
+        return client.reconnect_delays
+
+    delays = asyncio.run(main())
+    assert all(b > a for a, b in zip(delays[:4], delays[1:4])), delays
+    assert delays[4] >= 0.4 * 0.75, delays  # reached the cap instead of starting over
