@@ -1,7 +1,7 @@
 """The two peers the engine is measured against, fed the same decoded events.
 
 * :class:`UsualClient`: what most chat clients do (clowder-ai's web client among
-  them, see shared/background/clowder-protocol.md sections 2.3 to 2.6): one list of
+  them: it matches a callback to "the latest bubble" of the agent): one list of
   bubble dicts per thread; each stream chunk, tool event or ``done`` searches the list
   from the end for the agent's streaming bubble; each callback searches from the end
   for the stream bubble of its turn, else checks the message id is not already there

@@ -15,7 +15,7 @@ __all__ = ["Reason", "ReconcileError", "LocalProtocolError", "LocalTypeError"]
 
 
 class Reason(enum.StrEnum):
-    """Why an event was refused (PROTOCOL v1, section 8).
+    """Why an event was refused (protocol section 8).
 
     The values are the exact strings of the protocol, so ``Reason.UNBOUND_EVENT ==
     "unbound_event"`` and the enum serialises as its value.

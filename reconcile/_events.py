@@ -48,7 +48,7 @@ _WIRE_NAMES = {
 
 @attrs.frozen(kw_only=True)
 class AgentMessage:
-    """One ``agent_message`` (PROTOCOL v1 section 2). ``None`` fields are left out."""
+    """One ``agent_message`` (protocol section 2). ``None`` fields are left out."""
 
     type: str
     thread: str

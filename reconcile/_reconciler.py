@@ -203,7 +203,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         return self._line
 
     def to_dict(self) -> dict[str, Any]:
-        """The PROTOCOL v1 section 9 document (what ``replay --json`` prints)."""
+        """The protocol section 9 document (what ``replay --json`` prints)."""
         return {
             "threads": {
                 h: [entry[2].to_dict() for entry in t.order] for h, t in self._threads.items()

@@ -1,7 +1,7 @@
 """The wire: trace lines and decoded dicts in, checked event data out (no I/O).
 
 Everything here is a pure function of its argument. Decoding is strict RFC 8259 JSON,
-as PROTOCOL v1 section 1 asks: no ``NaN``/``Infinity``, no byte-order mark, no
+as protocol section 1 asks: no ``NaN``/``Infinity``, no byte-order mark, no
 unpaired surrogate, UTF-8 only. orjson already refuses all of those and is several
 times faster than the standard library, so it does the work; the one thing it does
 differently (integers beyond 64 bits come back as floats) is caught below and handed

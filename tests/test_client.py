@@ -37,16 +37,12 @@ import pytest
 pytest.importorskip("socketio")
 aiohttp = pytest.importorskip("aiohttp")
 
-from tests import _turn_shim  # noqa: F401  TEMPORARY, until `engine` is merged
-
 from reconcile import Reconciler, cli
 from reconcile.cli import _common as cli_common
 from reconcile.client import ChatClient, fetch_history, record
 from reconcile.client.view import watch
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Subprocesses (reconcile record/watch) get the temporary turn shim too.
-SHIM_ENV = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "_shim")}
 DEMO = ROOT / "examples" / "demo_server.py"
 TICK_MS = "15"
 TIMEOUT = 30.0  # seconds for any one condition; far above what a run needs
@@ -61,14 +57,6 @@ NAMED = (
     "mid_stream",
     "two_agents",
 )
-
-@pytest.fixture(autouse=True)
-def _turn_activity_shim():
-    """TEMPORARY, until `engine` is merged: the turn-activity stand-in, on."""
-    _turn_shim.ACTIVE = True
-    yield
-    _turn_shim.ACTIVE = False
-
 
 # ---------------------------------------------------------------------- the server
 
@@ -476,7 +464,7 @@ def test_record_command_stops_cleanly_on_ctrl_c(demo, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
-        env=SHIM_ENV,
+        env=dict(os.environ),
     )
 
     def lines() -> list[dict]:
@@ -522,7 +510,7 @@ def test_record_and_watch_explain_a_missing_client_extra(monkeypatch, capsys, tm
         ["watch", "--url", "http://127.0.0.1:9", "--thread", "t1"],
     ):
         assert cli.main(argv) == cli_common.EXIT_USAGE
-        assert "pip install 'reconcile[client]'" in capsys.readouterr().err
+        assert "pip install 'reconcile-chat[client]'" in capsys.readouterr().err
 
 
 def test_record_usage_errors(capsys, tmp_path):
@@ -592,7 +580,7 @@ def test_watch_command_in_a_terminal_shows_live_bubbles_until_ctrl_c(demo):
     server = demo()
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
-    env = {k: v for k, v in SHIM_ENV.items() if k not in ("COLUMNS", "LINES")}
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env["TERM"] = "xterm-256color"
     watcher = subprocess.Popen(
         [sys.executable, "-m", "reconcile", "watch", "--url", server.url, "--thread", "t1"],

@@ -18,7 +18,6 @@ import pytest
 pytest.importorskip("socketio")
 aiohttp = pytest.importorskip("aiohttp")
 
-from tests import _turn_shim  # noqa: F401  TEMPORARY, until `engine` is merged
 from tests.test_client import TIMEOUT, _true, control, demo, replay, view, wait_finished, wait_for
 
 from reconcile import Reason, ReconcileError, Reconciler, Status
@@ -52,14 +51,6 @@ def screen(client: ChatClient) -> str:
     console = Console(file=io.StringIO(), record=True, width=160, color_system=None)
     console.print(render_screen(client))
     return console.export_text()
-
-
-@pytest.fixture(autouse=True)
-def _turn_activity_shim():
-    """TEMPORARY, until `engine` is merged: the turn-activity stand-in, on."""
-    _turn_shim.ACTIVE = True
-    yield
-    _turn_shim.ACTIVE = False
 
 
 # ---------------------------------------------------------------------- joining

@@ -113,14 +113,6 @@ def test_the_test_extra_pulls_the_client_under_the_distribution_name():
     assert any(r.startswith("import-linter") for r in test_extra)
 
 
-# Files other people are changing in parallel; each still names the old distribution in an
-# install hint. Remove a file from here when its hint says `reconcile-chat[...]`: the test
-# below fails if a listed file no longer needs to be listed.
-PENDING_INSTALL_HINTS = {
-    "reconcile/cli/_live.py",
-    "reconcile/client/__init__.py",
-    "tests/test_client.py",
-}
 # `reconcile[client]` or `pip install reconcile`: the other project's distribution on PyPI.
 OLD_HINT = re.compile(r"(?<![\w.-])reconcile\[\w+\]|pip install '?reconcile(?![\w-])")
 
@@ -134,24 +126,17 @@ def test_install_hints_name_the_distribution():
         hits = OLD_HINT.findall(path.read_text(encoding="utf-8", errors="replace"))
         if hits:
             wrong[rel] = hits
-    assert set(wrong) <= PENDING_INSTALL_HINTS, wrong
-    assert PENDING_INSTALL_HINTS <= set(wrong), (
-        "fixed, remove from PENDING_INSTALL_HINTS: "
-        f"{sorted(PENDING_INSTALL_HINTS - set(wrong))}")
+    assert not wrong, wrong
 
 
 # --- the docs stand alone -------------------------------------------------------------------
 
-# docs/client.md belongs to the client's work in progress; it still cites PROTOCOL.md.
-# strict: the suite says so as soon as it is fixed, so the mark cannot outlive the cause.
-CLIENT_DOC = pytest.param("docs/client.md", marks=pytest.mark.xfail(
-    strict=True, reason="docs/client.md still cites PROTOCOL.md (the client's rewrite fixes it)"))
 DOCS = ["README.md", "CHANGELOG.md", "docs/protocol.md", "examples/README.md",
-        "benchmarks/README.md"]
+        "benchmarks/README.md", "docs/client.md", "docs/audit.md"]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
-@pytest.mark.parametrize("doc", [*DOCS, CLIENT_DOC])
+@pytest.mark.parametrize("doc", DOCS)
 def test_docs_cite_nothing_outside_the_repository(doc):
     path = ROOT / doc
     if not path.exists():
@@ -162,7 +147,7 @@ def test_docs_cite_nothing_outside_the_repository(doc):
         assert outside not in text, f"{doc} cites {outside!r}"
 
 
-@pytest.mark.parametrize("doc", [*DOCS, "docs/client.md"])
+@pytest.mark.parametrize("doc", DOCS)
 def test_relative_links_in_docs_point_at_files_in_the_repository(doc):
     path = ROOT / doc
     if not path.exists():

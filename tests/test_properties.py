@@ -1,4 +1,4 @@
-"""Properties of the engine over generated traces (PROTOCOL v1).
+"""Properties of the engine over generated traces (the protocol).
 
 Each property is checked at *every* position of a generated trace where it applies,
 not just once per trace, so one example tests many events.

@@ -11,7 +11,6 @@ works without the client extra; the command then says how to install it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import signal
 import sys
 import time
@@ -21,6 +20,8 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 from ._common import EXIT_OK, UsageError, summary_line
 
 if TYPE_CHECKING:  # pragma: no cover
+    import asyncio
+
     from reconcile.client import ChatClient, Recorder
 
 HELP = "record a live server's events to a trace file"
@@ -30,7 +31,7 @@ DESCRIPTION = (
     "`reconcile replay FILE` then shows exactly what the client showed. Stop with Ctrl-C."
 )
 
-_INSTALL = "pip install 'reconcile[client]'"
+_INSTALL = "pip install 'reconcile-chat[client]'"
 T = TypeVar("T")
 
 
@@ -98,6 +99,7 @@ def client_from_args(args: argparse.Namespace) -> ChatClient:
 
 def run_until_signal(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:
     """``asyncio.run(main(stop))``, with SIGINT/SIGTERM setting ``stop``."""
+    import asyncio  # here, not at module level: building the parser must stay light
 
     async def runner() -> T:
         stop = asyncio.Event()

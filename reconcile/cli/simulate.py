@@ -5,7 +5,7 @@
     reconcile replay --json trace.jsonl | diff - expected.json   # (after sorting keys)
 
 The trace goes to ``-o FILE`` or standard output; ``--expected FILE`` writes the
-PROTOCOL v1 section 9 document computed by the naive reference model (not by the
+protocol section 9 document computed by the naive reference model (not by the
 engine), so the pair is a test case. ``--census`` lists which races the trace holds.
 """
 

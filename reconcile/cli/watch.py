@@ -6,12 +6,14 @@ The view is :mod:`reconcile.client.view`; this module parses arguments.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Awaitable
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ._common import EXIT_OK
 from .record import client_from_args, exit_summary, live_arguments, require_client, run_until_signal
+
+if TYPE_CHECKING:  # pragma: no cover
+    import asyncio
 
 HELP = "show a live thread's bubbles in the terminal"
 DESCRIPTION = (

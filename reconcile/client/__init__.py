@@ -1,6 +1,6 @@
 """A live chat client: one pure :class:`~reconcile.Reconciler` behind a socket.
 
-Install with ``pip install 'reconcile[client]'`` (python-socketio, aiohttp, rich).
+Install with ``pip install 'reconcile-chat[client]'`` (python-socketio, aiohttp, rich).
 
     async with ChatClient("http://127.0.0.1:8765", threads=["t1"]) as client:
         client.on_change(lambda change: print(change))

@@ -294,7 +294,7 @@ class ChatClient:
             import socketio  # noqa: F401  (fail here, not in the background task)
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError(
-                "the chat client needs python-socketio: pip install 'reconcile[client]'"
+                "the chat client needs python-socketio: pip install 'reconcile-chat[client]'"
             ) from exc
         self._session = aiohttp.ClientSession()
         self._supervisor = asyncio.create_task(self._connection.run(), name="reconcile-client")

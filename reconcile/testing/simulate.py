@@ -1,4 +1,4 @@
-"""Seeded, realistic, racy traces in the PROTOCOL v1 wire format.
+"""Seeded, realistic, racy traces in the protocol's wire format.
 
 ``reconcile simulate`` writes what a multi-agent chat server (clowder-ai style) would
 broadcast to one client socket, with every race the protocol exists for: parallel
@@ -839,7 +839,7 @@ def generate(
 
 
 def expected(lines: Iterable[str | bytes]) -> dict[str, Any]:
-    """The PROTOCOL v1 section 9 document for ``lines``, from the naive reference model.
+    """The protocol section 9 document for ``lines``, from the naive reference model.
 
     It shares no code with the engine, so it is an oracle for generated traces.
     Complexity: O(events x bubbles); keep traces small (a few thousand lines).
