@@ -21,7 +21,14 @@ from ._errors import Reason
 from ._thread import ThreadState
 from ._turns import Turn
 from ._turns import Action, Activity, TurnEnd, TurnInput
-from ._wire import KNOWN_TYPES, check_agent_message, epoch_key, is_id, parse_json_object
+from ._wire import (
+    KNOWN_TYPES,
+    check_agent_message,
+    check_decoded_integers,
+    epoch_key,
+    is_id,
+    parse_json_object,
+)
 
 __all__ = ["AgentMessageHandlers"]
 
@@ -34,8 +41,14 @@ _APPENDED = Update.APPENDED
 class AgentMessageHandlers(CallbackPlacement):
     """Section 2's pipeline and the handlers of sections 3 and 5."""
 
-    def _agent_message(self, data: dict[str, Any], line: int) -> tuple[Change, ...]:
-        """Section 2, steps 1 to 7, for one ``agent_message`` payload."""
+    def _agent_message(
+        self, data: dict[str, Any], line: int, decoded: bool = False
+    ) -> tuple[Change, ...]:
+        """Section 2, steps 1 to 7, for one ``agent_message`` payload.
+
+        ``decoded`` is true when the caller passed the message already decoded: then
+        it may hold integers no JSON line could bring (see check_decoded_integers).
+        """
         get = data.get
         kind = get("type")
         thread_id = get("threadId")
@@ -58,6 +71,8 @@ class AgentMessageHandlers(CallbackPlacement):
             return ()
         # Step 3: field types.
         problem = check_agent_message(data, kind)
+        if problem is None and decoded:
+            problem = check_decoded_integers(data)
         if problem is not None:
             return self._reject(line, Reason.MALFORMED_EVENT, problem, thread_id)
         # Step 6 is done here, before steps 4 and 5: nothing between them can refuse,
@@ -170,7 +185,8 @@ class AgentMessageHandlers(CallbackPlacement):
         else:
             entry = {"kind": "result", "name": data.get("toolName"), "content": data.get("content")}
         self._attach(thread, turn, cat, ts, line, changes)
-        bubble, made = self._primary(thread, turn, cat, ts, line, changes)
+        made = turn.primary is None
+        bubble = self._primary(thread, turn, cat, ts, line, changes)
         bubble.add_tool(entry)
         if not made:
             changes.append(BubbleUpdated(bubble, Update.TOOL, line))
@@ -206,7 +222,8 @@ class AgentMessageHandlers(CallbackPlacement):
         if turn is None:
             self._system_line(thread, cat, "", ts, line, changes, Status.ERROR, text)
             return
-        bubble, made = self._primary(thread, turn, cat, ts, line, changes)
+        made = turn.primary is None
+        bubble = self._primary(thread, turn, cat, ts, line, changes)
         if bubble.fail(text) and not made:
             changes.append(BubbleUpdated(bubble, Update.ERRORED, line))
         # The bubble already says error, so closing has no status left to change.
@@ -298,7 +315,8 @@ class AgentMessageHandlers(CallbackPlacement):
         if not isinstance(text, str):
             text = ""  # the protocol counts a non-string text as empty
         self._attach(thread, turn, agent, ts, line, changes)
-        bubble, made = self._primary(thread, turn, agent, ts, line, changes)
+        made = turn.primary is None
+        bubble = self._primary(thread, turn, agent, ts, line, changes)
         before = bubble.thinking
         bubble.add_thinking(text)
         # Empty thinking on an empty bubble changes nothing: no update for it.
@@ -342,7 +360,8 @@ class AgentMessageHandlers(CallbackPlacement):
             self._unbound(thread, line, "rich_block", agent, changes)
             return
         self._attach(thread, turn, agent, ts, line, changes)
-        bubble, made = self._primary(thread, turn, agent, ts, line, changes)
+        made = turn.primary is None
+        bubble = self._primary(thread, turn, agent, ts, line, changes)
         if made:
             bubble.add_block(block_id)  # reported by the BubbleAdded
         else:

@@ -56,6 +56,12 @@ class Status(enum.StrEnum):
     ERROR = "error"
 
 
+# Members as module constants for the methods below: a module global is a dictionary
+# read, a member looked up on its enum class costs several times more.
+_STREAMING, _DONE, _ERROR = Status.STREAMING, Status.DONE, Status.ERROR
+_CALLBACK = Origin.CALLBACK
+
+
 class Update(enum.StrEnum):
     """How a :class:`BubbleUpdated` changed its bubble."""
 
@@ -133,7 +139,7 @@ class Bubble:
         # Most bubbles never get a tool or a block: both are made on first use, which
         # saves two empty containers (112 bytes) per bubble. Blocks are a dict used as
         # an ordered set: arrival order, and O(1) "each once" however many arrive.
-        self._tools: list[Mapping[str, Any]] | None = None
+        self._tools: list[dict[str, Any]] | None = None
         self._blocks: dict[str, None] | None = None
         # The tuples handed out, built on the first read after a change and kept, so
         # repeated reads are O(1) and a caller never holds the engine's own list.
@@ -167,8 +173,11 @@ class Bubble:
         Complexity: O(1), except the first read after a tool was added (O(tools)).
         """
         tools = self._tools
-        if tools is not None and len(self._tools_view) != len(tools):
-            self._tools_view = tuple(tools)
+        view = self._tools_view
+        if tools is not None and len(view) != len(tools):
+            # Wrap only the entries added since the last read: a read-only mapping is
+            # made per entry once, on read, so adding a tool stays one list append.
+            self._tools_view = view + tuple(MappingProxyType(t) for t in tools[len(view):])
         return self._tools_view
 
     @property
@@ -206,23 +215,23 @@ class Bubble:
         """The status rule, in one place: a bubble whose turn stopped streaming (or
         that became a finished callback) goes ``streaming`` -> ``done``; ``done``
         stays and ``error`` stays, with its error text (sections 3 and 4.2)."""
-        if self.status is Status.STREAMING:
-            self.status = Status.DONE
+        if self.status is _STREAMING:
+            self.status = _DONE
             return True
         return False
 
     def become_callback(self, text: str, message_id: str | None) -> None:
         """Section 4.2: a callback snapshot replaces the stream text, in place."""
-        self.origin = Origin.CALLBACK
+        self.origin = _CALLBACK
         self._parts = [text]
         self.message_id = message_id
         self.settle()
 
     def fail(self, error: str | None) -> bool:
         """Section 3: a bound ``error`` sets the status and its text, whatever the origin."""
-        if self.status is Status.ERROR and self.error == error:
+        if self.status is _ERROR and self.error == error:
             return False  # a repeated error says nothing new
-        self.status = Status.ERROR
+        self.status = _ERROR
         self.error = error
         return True
 
@@ -231,12 +240,11 @@ class Bubble:
         self.thinking = f"{self.thinking}\n\n{text}" if self.thinking else text
 
     def add_tool(self, entry: dict[str, Any]) -> None:
-        """Add a tool use or result (kept as a read-only mapping)."""
-        view = MappingProxyType(entry)
+        """Add a tool use or result (the bubble keeps ``entry``: pass a new dict)."""
         if self._tools is None:
-            self._tools = [view]
+            self._tools = [entry]
         else:
-            self._tools.append(view)
+            self._tools.append(entry)
 
     def add_block(self, block_id: str) -> bool:
         """Add a block id unless present; return whether it was added. O(1)."""
@@ -353,7 +361,7 @@ class Gap:
         return {"thread": self.thread, "after": self.after, "before": self.before}
 
 
-@attrs.frozen
+@attrs.define
 class TurnOpened:
     """A turn started running: its agent works on it (see :meth:`Reconciler.running_turns`).
 
@@ -368,7 +376,7 @@ class TurnOpened:
     timestamp: int
 
 
-@attrs.frozen
+@attrs.define
 class TurnClosed:
     """A running turn stopped; ``how`` says why. It always follows a
     :class:`TurnOpened` of the same (thread, turn), and the turn never runs again."""

@@ -90,7 +90,8 @@ class CallbackPlacement(EngineCore):
         if action is _REPLACE:
             # The callback becomes the turn's primary bubble, in place: same id, same
             # position, so a late callback lands where its turn began.
-            bubble, made = self._primary(
+            made = turn.primary is None
+            bubble = self._primary(
                 thread, turn, cat, ts, line, changes, text, Origin.CALLBACK, message_id
             )
             if not made:

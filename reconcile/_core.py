@@ -21,7 +21,6 @@ from ._bubbles import (
     Gap,
     Origin,
     Rejected,
-    RunningTurn,
     Status,
     TurnClosed,
     TurnOpened,
@@ -137,24 +136,25 @@ class EngineCore:
         text: str = "",
         origin: Origin = _STREAM,
         message_id: str | None = None,
-    ) -> tuple[Bubble, bool]:
-        """Section 5: the turn's primary bubble, and whether it was made just now.
+    ) -> Bubble:
+        """Section 5: the turn's primary bubble, made now if the turn has none.
 
         The one place a primary bubble is made. A new one reports a
         :class:`BubbleAdded` with its fields already filled (the caller fills in the
-        rest before returning, and reports no update for a bubble it just made). It
+        rest before returning, and reports no update for a bubble it just made: it
+        tells by ``turn.primary is None`` beforehand, which spares a tuple per call). It
         starts ``streaming``, or ``done`` when it is a callback snapshot or its turn is
         already closed: a bubble never streams for a turn that will not stream again.
         """
         bubble = turn.primary
         if bubble is not None:
-            return bubble, False
+            return bubble
         status = _DONE if origin is _CALLBACK or turn.closed else _STREAMING
         bubble = turn.primary = self._new_bubble(
             thread, cat, turn.id, origin, status, ts, text, message_id
         )
         changes.append(BubbleAdded(bubble, line))
-        return bubble, True
+        return bubble
 
     def _system_line(
         self,
@@ -261,7 +261,7 @@ class EngineCore:
     ) -> None:
         """The table said the turn starts running: record it and report it."""
         cat = self._names.setdefault(cat, cat)
-        thread.running[turn.id] = RunningTurn(thread.id, cat, turn.id, ts, line)
+        thread.running[turn.id] = (cat, ts, line)
         changes.append(TurnOpened(thread.id, cat, turn.id, line, ts))
 
     def _close(
@@ -278,8 +278,8 @@ class EngineCore:
         self, thread: ThreadState, turn: Turn, how: TurnEnd, line: int, changes: list[Change]
     ) -> None:
         """The table said a running turn stopped: forget it and report it."""
-        running = thread.running.pop(turn.id)
-        changes.append(TurnClosed(thread.id, running.cat, turn.id, how, line))
+        cat = thread.running.pop(turn.id)[0]
+        changes.append(TurnClosed(thread.id, cat, turn.id, how, line))
 
     def _stop_streaming(self, turn: Turn, line: int, changes: list[Change]) -> None:
         """A closed turn's primary goes streaming -> done (an error stays an error)."""

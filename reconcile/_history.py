@@ -168,7 +168,8 @@ class HistoryMerge(CallbackPlacement):
         if action is not Action.SET_TEXT:
             return
         # The table closed the turn, so a primary made here starts done.
-        bubble, made = self._primary(thread, turn, cat, ts, line, changes, text)
+        made = turn.primary is None
+        bubble = self._primary(thread, turn, cat, ts, line, changes, text)
         if not made:
             self._set_text(bubble, text, line, changes)
             self._stop_streaming(turn, line, changes)

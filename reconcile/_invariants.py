@@ -54,8 +54,6 @@ def check(engine: EngineCore) -> None:
                 assert primary.status is not Status.STREAMING, "a closed turn is not streaming"
         running = [t.id for t in thread.turns.values() if t.running]
         assert sorted(thread.running) == sorted(running), "running index = running turns"
-        for turn_id, info in thread.running.items():
-            assert (info.thread, info.turn) == (thread_id, turn_id)
         for turn in thread.open_turn.values():
             assert thread.turns[turn.id] is turn
         for turn in thread.latest.values():

@@ -86,7 +86,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         decoded. Anything that is not such a dict is refused as ``malformed_line``.
         """
         self._line += 1
-        return self._dispatch(message, self._line)
+        return self._dispatch(message, self._line, True)
 
     def receive(self, event: AgentMessage | History | OtherEvent) -> tuple[Change, ...]:
         """Feed one typed event (it takes the same path as its wire form).
@@ -101,7 +101,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 f"{type(event).__name__}; use receive_message() for dicts"
             )
         self._line += 1
-        return self._dispatch(event.to_wire(), self._line)
+        return self._dispatch(event.to_wire(), self._line, True)
 
     def feed(self, lines: Iterable[bytes | str]) -> int:
         """Feed many trace lines (with or without their newline), discarding the
@@ -161,7 +161,12 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         Returns ``()`` for an unknown thread. Complexity: O(running turns).
         """
         state = self._threads.get(thread)
-        return tuple(state.running.values()) if state is not None else ()
+        if state is None:
+            return ()
+        return tuple(
+            RunningTurn(thread, cat, turn, since, line)
+            for turn, (cat, since, line) in state.running.items()
+        )
 
     def interrupt(self, thread: str) -> tuple[Change, ...]:
         """Close every running turn of ``thread``: the server lost them.
@@ -215,13 +220,18 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
 
     # ------------------------------------------------------------------ dispatch
 
-    def _dispatch(self, message: Any, line: int) -> tuple[Change, ...]:
+    def _dispatch(self, message: Any, line: int, decoded: bool = False) -> tuple[Change, ...]:
+        """Section 1's shape check, then section 2 or 7 by event name.
+
+        ``decoded``: the caller passed a decoded message rather than a line (see
+        ``check_decoded_integers``: lines cannot carry what it looks for).
+        """
         # Fast path first: decoded JSON (exact dicts) carrying an agent_message.
         if message.__class__ is dict:
             data = message.get("data")
             if data.__class__ is dict and message.get("event") == "agent_message":
                 self._events += 1
-                return self._agent_message(data, line)
+                return self._agent_message(data, line, decoded)
         if not isinstance(message, dict):
             return self._reject(line, Reason.MALFORMED_LINE, "a line must be a JSON object")
         name = message.get("event")
@@ -232,7 +242,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
             )
         self._events += 1
         if name == "agent_message":
-            return self._agent_message(data, line)
+            return self._agent_message(data, line, decoded)
         if name == "history":
             return self._history(data, line)
         self._ignored += 1

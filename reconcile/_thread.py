@@ -10,7 +10,7 @@ O(log n) insertion into the ordered bubble list:
 * ``posts``: (turn id, message id) -> second posts and explicit posts;
 * ``stored``: history message id -> a turn-less stored bubble;
 * ``held_blocks``: message id -> rich block ids waiting for their bubble;
-* ``running``: turn id -> :class:`~reconcile.RunningTurn`, in opening order;
+* ``running``: turn id -> (agent, since, line) of each running turn, in opening order;
 * ``order``: a ``SortedList`` of (timestamp, creation number, bubble). The key is set
   when the bubble is made and never changes (a replacement keeps its place), which is
   what lets a late callback land where its turn began (section 5, order).
@@ -22,7 +22,7 @@ from typing import Any
 
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
-from ._bubbles import Bubble, RunningTurn
+from ._bubbles import Bubble
 from ._turns import Turn
 
 __all__ = ["ThreadState"]
@@ -63,8 +63,9 @@ class ThreadState:
         self.stored: dict[str, Bubble] = {}
         # Ordered sets (dicts): a server repeating a block adds nothing here either.
         self.held_blocks: dict[str, dict[str, None]] = {}
-        # Running turns in opening order (a dict keeps insertion order).
-        self.running: dict[str, RunningTurn] = {}
+        # Running turns in opening order (a dict keeps insertion order): turn id ->
+        # (agent, since, line). Plain tuples: a RunningTurn is made only when read.
+        self.running: dict[str, tuple[str, int, int]] = {}
 
     def turn(self, turn_id: str) -> Turn:
         """The turn with this id, made (open, no bubble) on first mention: a callback

@@ -26,6 +26,7 @@ __all__ = [
     "epoch_key",
     "canonical_json",
     "check_agent_message",
+    "check_decoded_integers",
     "parse_json_object",
     "STRING_FIELDS",
     "KNOWN_TYPES",
@@ -287,8 +288,8 @@ def check_agent_message(data: dict[str, Any], kind: str) -> str | None:
         and ((v := get("messageId")) is None or v.__class__ is str)
         and ((v := get("error")) is None or v.__class__ is str)
         and ((v := get("toolName")) is None or v.__class__ is str)
-        and ((v := get("timestamp")) is None or (v.__class__ is int and -_HUGE < v < _HUGE))
-        and ((v := get("seq")) is None or (v.__class__ is int and -_HUGE < v < _HUGE))
+        and ((v := get("timestamp")) is None or v.__class__ is int)
+        and ((v := get("seq")) is None or v.__class__ is int)
     ):
         if kind == "text":
             origin = get("origin")
@@ -313,12 +314,6 @@ def _check_slowly(data: dict[str, Any], kind: str) -> str | None:
     seq = get("seq")
     if seq is not None and type(seq) is not int:
         return f"seq must be an integer, got {_type_name(seq)}"
-    # Only a pre-decoded message can get here with an integer of more than 4,300
-    # digits (a line holding one is refused as malformed_line). It is refused too, so
-    # both paths agree and no client ever has to print the number.
-    for name, value in (("timestamp", ts), ("seq", seq)):
-        if value is not None and not -_HUGE < value < _HUGE:
-            return f"{name} is {_type_name(value)}, beyond what JSON text can carry here"
     if kind == "text":
         if not isinstance(get("content"), str):
             return "text needs a string content"
@@ -328,6 +323,22 @@ def _check_slowly(data: dict[str, Any], kind: str) -> str | None:
             return f"origin must be 'stream' or 'callback', got {shown}"
     elif kind == "system_info" and not isinstance(get("content"), str):
         return "system_info needs a string content"
+    return None
+
+
+def check_decoded_integers(data: dict[str, Any]) -> str | None:
+    """Section 2 step 3, for pre-decoded messages only: a ``timestamp`` or ``seq`` of
+    more than 4,300 digits, described, else ``None``.
+
+    A line holding such an integer is refused as malformed_line (:func:`decode_json`
+    cannot decode it), and lines never reach here with one: orjson only yields 64-bit
+    integers, so this check stays off the line path. A decoded message is refused as
+    malformed_event, so both paths refuse, and no client ever has to print the number.
+    """
+    for name in ("timestamp", "seq"):
+        value = data.get(name)
+        if value.__class__ is int and not -_HUGE < value < _HUGE:
+            return f"{name} is {_type_name(value)}, beyond what JSON text can carry here"
     return None
 
 
