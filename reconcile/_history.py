@@ -166,6 +166,8 @@ class HistoryMerge(CallbackPlacement):
         turn = thread.turn(turn_id)
         _, action, activity = turn.step(TurnInput.STORED_MESSAGE)
         if action is not Action.SET_TEXT:
+            if activity is Activity.CLOSES:  # replaced: the bubble stays, the work ended
+                self._stopped(thread, turn, TurnEnd.STORED, line, changes)
             return
         # The table closed the turn, so a primary made here starts done.
         made = turn.primary is None

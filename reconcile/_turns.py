@@ -44,6 +44,10 @@ class TurnState(enum.StrEnum):
     RUNNING = "running"  # its agent is working on it: accepting stream chunks
     REPLACED = "replaced"  # a callback is the primary (chunks are stale); not running
     RUNNING_REPLACED = "running_replaced"  # replaced, and its agent keeps working
+    # Replaced, and its agent finished it (its stored message arrived) without a
+    # ``done`` this client could bind: still open for the protocol (section 7 closes
+    # only a turn a callback did not replace), but it never runs (again).
+    REPLACED_FINISHED = "replaced_finished"
     CLOSED = "closed"  # finished without a callback: chunks are refused
     CLOSED_REPLACED = "closed_replaced"  # finished and replaced
 
@@ -155,18 +159,37 @@ TRANSITIONS: dict[tuple[TurnState, TurnInput], tuple[TurnState, Action, Activity
     (_S.CLOSED, _I.CLOSE): (_S.CLOSED, _A.NOTHING, _NO),
     (_S.CLOSED_REPLACED, _I.CLOSE): (_S.CLOSED_REPLACED, _A.NOTHING, _NO),
     # Section 7: a stored message is the turn's final stream text and closes it,
-    # unless a callback won (then nothing: not even closing, the text says nothing new).
+    # unless a callback won (then the bubble keeps the callback and the turn stays open
+    # for the protocol). Either way the server has stored the turn's message, so the
+    # agent is done with it: a running turn stops running (a client that joined
+    # mid-turn never binds the turn's ``done``, which carries only the parent id).
     (_S.OPEN, _I.STORED_MESSAGE): (_S.CLOSED, _A.SET_TEXT, _NO),
     (_S.RUNNING, _I.STORED_MESSAGE): (_S.CLOSED, _A.SET_TEXT, _CLOSES),
     (_S.CLOSED, _I.STORED_MESSAGE): (_S.CLOSED, _A.SET_TEXT, _NO),
-    (_S.REPLACED, _I.STORED_MESSAGE): (_S.REPLACED, _A.NOTHING, _NO),
-    (_S.RUNNING_REPLACED, _I.STORED_MESSAGE): (_S.RUNNING_REPLACED, _A.NOTHING, _NO),
+    (_S.REPLACED, _I.STORED_MESSAGE): (_S.REPLACED_FINISHED, _A.NOTHING, _NO),
+    (_S.RUNNING_REPLACED, _I.STORED_MESSAGE): (_S.REPLACED_FINISHED, _A.NOTHING, _CLOSES),
     (_S.CLOSED_REPLACED, _I.STORED_MESSAGE): (_S.CLOSED_REPLACED, _A.NOTHING, _NO),
+    # A finished replaced turn acts as a replaced one, except that nothing makes it run
+    # again: every turn runs at most once.
+    (_S.REPLACED_FINISHED, _I.START): (_S.REPLACED_FINISHED, _A.NOTHING, _NO),
+    (_S.REPLACED_FINISHED, _I.STREAM_TEXT): (_S.REPLACED_FINISHED, _A.SUPERSEDE, _NO),
+    (_S.REPLACED_FINISHED, _I.ACTIVITY): (_S.REPLACED_FINISHED, _A.ATTACH, _NO),
+    (_S.REPLACED_FINISHED, _I.CALLBACK): (_S.REPLACED_FINISHED, _A.REDELIVER, _NO),
+    (_S.REPLACED_FINISHED, _I.CALLBACK_NEW_MESSAGE): (
+        _S.REPLACED_FINISHED, _A.SECOND_POST, _NO),
+    (_S.REPLACED_FINISHED, _I.EXPLICIT_POST): (_S.REPLACED_FINISHED, _A.SECOND_POST, _NO),
+    (_S.REPLACED_FINISHED, _I.CLOSE): (_S.CLOSED_REPLACED, _A.NOTHING, _NO),
+    (_S.REPLACED_FINISHED, _I.STORED_MESSAGE): (_S.REPLACED_FINISHED, _A.NOTHING, _NO),
 }
 
 _CLOSED_STATES = frozenset({TurnState.CLOSED, TurnState.CLOSED_REPLACED})
 _REPLACED_STATES = frozenset(
-    {TurnState.REPLACED, TurnState.RUNNING_REPLACED, TurnState.CLOSED_REPLACED}
+    {
+        TurnState.REPLACED,
+        TurnState.RUNNING_REPLACED,
+        TurnState.REPLACED_FINISHED,
+        TurnState.CLOSED_REPLACED,
+    }
 )
 _RUNNING_STATES = frozenset({TurnState.RUNNING, TurnState.RUNNING_REPLACED})
 

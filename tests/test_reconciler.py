@@ -584,6 +584,26 @@ def test_a_callback_mid_turn_leaves_the_turn_running_until_done():
     assert r.running_turns("t1") == ()
 
 
+def test_a_late_joiner_sees_a_replaced_turn_stop_running_at_its_stored_message():
+    # Seen on the real server: the client joined mid-turn (the draft names the parent),
+    # the callback replaced the bubble, and the turn's `done` carries only the parent
+    # id... which does bind here; but a client that missed it (or a server without the
+    # parent on the draft) learns the turn ended from the stored stream message.
+    draft = stored("draft-T1", "so far", extra={"stream": {"invocationId": "T1"}},
+                   isDraft=True, timestamp=10)
+    r = Reconciler()
+    assert _activity(r.receive_message(history([draft]))) == [
+        TurnOpened("t1", "opus", "T1", 1, 10)]
+    r.receive_message(callback("final", "T1", "m1", timestamp=20))
+    assert [t.turn for t in r.running_turns("t1")] == ["T1"]
+    final = stored("s1", "streamed in full", extra={"stream": {"invocationId": "T1"}},
+                   timestamp=30)
+    assert _activity(r.receive_message(history([final]))) == [
+        TurnClosed("t1", "opus", "T1", TurnEnd.STORED, 3)]
+    assert r.running_turns("t1") == ()
+    assert texts(r) == [("T1", "callback", "done", "final")]  # the callback still wins
+
+
 def test_running_turn_says_since_when_and_which_line():
     r = Reconciler()
     r.receive_message(chunk("x", parent=None, turnInvocationId="T9", timestamp=70))

@@ -9,8 +9,11 @@ import pytest
 from reconcile._turns import TRANSITIONS, Action, Activity, Turn, TurnInput, TurnState
 
 CLOSED = {TurnState.CLOSED, TurnState.CLOSED_REPLACED}
-REPLACED = {TurnState.REPLACED, TurnState.RUNNING_REPLACED, TurnState.CLOSED_REPLACED}
+REPLACED = {TurnState.REPLACED, TurnState.RUNNING_REPLACED, TurnState.REPLACED_FINISHED,
+            TurnState.CLOSED_REPLACED}
 RUNNING = {TurnState.RUNNING, TurnState.RUNNING_REPLACED}
+#: States a turn reaches only after it ran: from them it never runs again.
+RAN = CLOSED | {TurnState.REPLACED_FINISHED}
 
 
 def test_the_table_covers_every_state_and_input():
@@ -27,6 +30,19 @@ def test_a_replaced_turn_stays_replaced():
     for (state, _), (after, _, _) in TRANSITIONS.items():
         if state in REPLACED:
             assert after in REPLACED
+
+
+def test_a_turn_runs_at_most_once():
+    for (state, _), (after, _, activity) in TRANSITIONS.items():
+        if state in RAN:
+            assert after in RAN and activity is Activity.NONE
+
+
+def test_a_stored_message_ends_a_replaced_turns_run_but_does_not_close_it():
+    after, action, activity = TRANSITIONS[TurnState.RUNNING_REPLACED, TurnInput.STORED_MESSAGE]
+    assert (after, action, activity) == (
+        TurnState.REPLACED_FINISHED, Action.NOTHING, Activity.CLOSES)
+    assert after not in CLOSED
 
 
 def test_activity_says_exactly_when_running_starts_or_stops():

@@ -203,6 +203,9 @@ class _Model:
         b = self.primary(turn)
         if b is not None and b["status"] == "streaming":
             b["status"] = "done"
+        self.stop_running(turn, how)
+
+    def stop_running(self, turn, how):
         # activity: a running turn stops (once); one that never ran closes silently
         if turn["running"]:
             turn["running"] = False
@@ -214,7 +217,7 @@ class _Model:
 
     def start(self, turn, agent, ts):
         # activity: evidence of work starts a turn that is not closed and not running
-        if turn["closed"] or turn["running"]:
+        if turn["closed"] or turn["running"] or turn.get("finished"):
             return
         turn["running"] = True
         self.running.append({"thread": turn["thread"], "cat": agent, "turn": turn["id"],
@@ -559,6 +562,11 @@ class _Model:
                     b = self.primary_or_create(turn, cat, ts)
                     b["text"] = content
                     self.close(turn, "stored")
+                else:
+                    # replaced: the turn stays open for the protocol, but its agent
+                    # finished it (the server stored its message): it stops running
+                    self.stop_running(turn, "stored")
+                    turn["finished"] = True  # and it never runs again
             else:
                 for b in self.bubbles:
                     if b["thread"] == h and b["_hist_key"] == mid:
