@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from reconcile import Bubble, Origin, Status
+from reconcile.cli._common import bubble_details, shorten  # the notes replay shows too
 
 from ._client import ChatClient
 from .recorder import until
@@ -36,25 +37,6 @@ _STATUS_STYLE = {
 _ORIGIN_STYLE = {Origin.STREAM: "cyan", Origin.CALLBACK: "magenta", Origin.SYSTEM: "dim"}
 
 
-def _shorten(text: str, width: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: max(width - 1, 1)] + "…"
-
-
-def _details(bubble: Bubble, width: int) -> list[str]:
-    details = []
-    if bubble.message_id:
-        details.append(f"message {bubble.message_id}")
-    if bubble.thinking:
-        details.append(f"thinking: {_shorten(bubble.thinking, width)}")
-    if bubble.tools:
-        names = ", ".join(f"{t['kind']} {t.get('name')}" for t in bubble.tools)
-        details.append(f"tools: {_shorten(names, width)}")
-    if bubble.blocks:
-        details.append(f"blocks: {', '.join(bubble.blocks)}")
-    return details
-
-
 def _bubble_text(client: ChatClient, bubble: Bubble, limit: int | None) -> Any:
     from rich.text import Text
 
@@ -64,7 +46,7 @@ def _bubble_text(client: ChatClient, bubble: Bubble, limit: int | None) -> Any:
     text = Text(body) if body else Text("(no text)", style="dim italic")
     if body is not bubble.text and body != bubble.text:
         text.append("\n(draft from history: this client joined mid-turn)", style="dim")
-    details = _details(bubble, 60)
+    details = bubble_details(bubble, 60, with_error=False)  # the error gets its own line
     if details:
         text.append("\n" + " · ".join(details), style="dim")
     if bubble.error:
@@ -152,7 +134,7 @@ def render_threads(
             activity.append(f"  unplaced ({len(unplaced)}): refused callbacks, "
                             "not shown in any bubble\n", style="bold magenta")
             for item in unplaced[-5:]:
-                text = item.text if text_limit is None else _shorten(item.text, text_limit)
+                text = item.text if text_limit is None else shorten(item.text, text_limit)
                 activity.append(f"    {item.cat or '?'}: ", style="magenta")
                 activity.append(f"{text}")
                 activity.append(f"  [{item.reason} · line {item.line}]\n", style="dim")
@@ -243,7 +225,7 @@ def refusal_summary(client: ChatClient) -> list[str]:
     for item in client.unplaced():
         lines.append(
             f"  unplaced callback in {item.thread} from {item.cat or '?'} "
-            f"(line {item.line}, {item.reason}): {_shorten(item.text, 100)}"
+            f"(line {item.line}, {item.reason}): {shorten(item.text, 100)}"
         )
     return lines
 
