@@ -242,21 +242,16 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
     empty_history = findings["empty_history"].add
     events: dict[str, int] = {}  # thread -> events (live or history)
     live: set[str] = set()  # threads that had live agent_message events
-    rejected = engine.rejected  # a live view
-    receive_line = engine.receive_line
-    receive_message = engine.receive_message
+    rejected = engine._rejected  # the engine's own log (read only)
+    take = engine._take_line
     for raw in lines:
-        if is_blank(raw):
-            receive_line(raw)
-            continue
-        try:
-            message = decode_json(raw)
-        except Exception:  # noqa: BLE001 - the engine words (or raises) the same thing
-            receive_line(raw)
-            continue
+        if raw.__class__ is not bytes and not isinstance(raw, (bytes, str, bytearray)):
+            engine.receive_line(raw)  # raises the public API's LocalTypeError
         before = len(rejected)
-        receive_message(message)
-        line = engine.lines
+        # The engine's batch path: no change objects. It hands back the decoded
+        # message, so each line is decoded once for the engine and this observer.
+        message = take(raw, None)
+        line = engine._line
         new = [r.reason for r in rejected[before:]] if len(rejected) > before else ()
         if message.__class__ is not dict:
             continue
