@@ -316,3 +316,11 @@ def test_json_output_is_byte_identical_to_before_the_fast_path(
     main([command, "--json", str(trace)], out)
     assert hashlib.sha256(out.getvalue().encode()).hexdigest() == BEFORE[name, command]
 
+
+
+def test_check_still_reads_a_thinking_payload_written_with_escapes() -> None:
+    payload = '{"type": "thinkin\\u0067", "text": "hmm"}'
+    lines = [ANNOUNCE, line_of({"type": "system_info", "threadId": "t", "catId": "opus",
+                                "invocationId": "P", "content": payload})]
+    (rule,) = [r for r in check_lines(lines).rules if r.key == "stream_without_turn_id"]
+    assert rule.count == 1
