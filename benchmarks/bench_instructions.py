@@ -85,7 +85,15 @@ def realistic_trace(lines: int, path: Path, source: Path | None = None) -> int:
     """Write ``lines`` trace lines to ``path``; return the mean line length in bytes."""
     if source is not None:
         base = [line for line in source.read_bytes().splitlines() if line.strip()]
-        out = (base * (lines // len(base) + 1))[:lines]
+        out = []
+        copy = 0
+        while len(out) < lines:
+            # Each copy of the capture gets its own thread ids, so it replays as the
+            # capture does (a plain repeat would send every copy's events to turns
+            # the first copy closed: refusals, a different and slower path).
+            out.extend(_renamed(line, copy) for line in base)
+            copy += 1
+        out = out[:lines]
     else:
         out = []
         turns = 200
@@ -101,6 +109,20 @@ def realistic_trace(lines: int, path: Path, source: Path | None = None) -> int:
         out = out[:lines]
     path.write_bytes(b"\n".join(out) + b"\n")
     return sum(map(len, out)) // len(out)
+
+
+def _renamed(line: bytes, copy: int) -> bytes:
+    """``line`` with its threadId suffixed by ``~copy`` (unchanged for copy 0)."""
+    if copy == 0:
+        return line
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return line
+    data = message.get("data") if isinstance(message, dict) else None
+    if isinstance(data, dict) and isinstance(data.get("threadId"), str):
+        data["threadId"] = f"{data['threadId']}~{copy}"
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def instructions(argv: list[str]) -> tuple[int, float]:

@@ -1,32 +1,48 @@
 """Section 2: processing an ``agent_message``, and its per-type handlers.
 
-:meth:`AgentMessageHandlers._agent_message` runs the steps of section 2 in order
-(envelope, known type, field types, seq, timestamp, thread) and then hands the event
-to the handler of its type (step 7, the ``_APPLY`` table at the end). The handlers
-carry out sections 3 (turns: announcing, binding, closing) and 5 (bubbles: tools,
-thinking, rich blocks, system lines); callbacks go to section 4 (``_callbacks``).
+Two paths run the same rules:
 
-Every handler has the same signature, ``(self, thread, data, cat, ts, line,
-changes)``, and reports what it did by appending to ``changes``.
+* :meth:`AgentMessageHandlers._agent_message`, the path nearly every event takes,
+  reads each field once, checks it by section 2 steps 1 to 3 with class tests
+  (everything present is of exactly the right type), does steps 4 to 6 inline and
+  calls the handler of its type (step 7) with the fields it already read.
+* :meth:`AgentMessageHandlers._agent_message_slowly`, the general path, takes every
+  event the first cannot pass whole: a field of the wrong type (it words the
+  refusal), a subclass of ``str`` from an in-process caller, a float where an integer
+  belongs, a non-string ``seqEpoch`` or a ``tool_use`` whose ``toolInput`` must be
+  exact. For a line it first decodes the line again exactly when orjson may have
+  turned a big integer into a float (see :func:`~reconcile._wire.needs_exact`), then
+  runs the steps one by one and ends in the same handlers.
+
+Neither path changes anything before the event has passed step 3, so an event can
+move from the first to the second at any point before that. The handlers carry out
+sections 3 (turns: announcing, binding, closing) and 5 (bubbles: tools, thinking,
+rich blocks, system lines); callbacks go to section 4 (``_callbacks``). Each reports
+what it did by appending to ``changes``, unless ``changes`` is ``None`` (the caller
+wants no change objects: ``feed``, ``check``); refusals and gaps are logged either way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from ._bubbles import BubbleAdded, BubbleUpdated, Change, Duplicate, Gap, Status, Superseded, Update
+from ._bubbles import BubbleUpdated, Duplicate, Gap, Status, Superseded, Update
 from ._callbacks import CallbackPlacement
+from ._core import Sink
 from ._errors import Reason
 from ._thread import ThreadState
-from ._turns import Turn
-from ._turns import Action, Activity, TurnEnd, TurnInput
+from ._turns import TRANSITIONS, Action, Activity, Turn, TurnEnd, TurnInput, TurnState
 from ._wire import (
+    _HUGE,
+    _NEG_HUGE,
     KNOWN_TYPES,
+    WireError,
     check_agent_message,
     check_decoded_integers,
+    decode_json,
     epoch_key,
     is_id,
+    needs_exact,
     parse_json_object,
 )
 
@@ -34,83 +50,260 @@ __all__ = ["AgentMessageHandlers"]
 
 _STREAM_TEXT, _ACTIVITY = TurnInput.STREAM_TEXT, TurnInput.ACTIVITY
 _APPEND, _SUPERSEDE = Action.APPEND, Action.SUPERSEDE
-_OPENS = Activity.OPENS
+_OPENS, _NO_ACTIVITY = Activity.OPENS, Activity.NONE
 _APPENDED = Update.APPENDED
+_RUNNING = TurnState.RUNNING
+
+# The one shortcut past the transition table: a stream chunk for a running turn that
+# already has its primary bubble is appended without a table lookup. It is only right
+# while the table's row says so (the state stays, the chunk is appended, the turn was
+# already running); this ties the shortcut to that row.
+assert TRANSITIONS[_RUNNING, _STREAM_TEXT] == (_RUNNING, _APPEND, _NO_ACTIVITY), (
+    "the running-turn shortcut in _stream_text no longer matches the transition table"
+)
 
 
 class AgentMessageHandlers(CallbackPlacement):
-    """Section 2's pipeline and the handlers of sections 3 and 5."""
+    """Section 2's two paths and the handlers of sections 3 and 5."""
 
     def _agent_message(
-        self, data: dict[str, Any], line: int, decoded: bool = False
-    ) -> tuple[Change, ...]:
-        """Section 2, steps 1 to 7, for one ``agent_message`` payload.
+        self, data: dict[str, Any], line: int, changes: Sink, raw: bytes | str | None
+    ) -> None:
+        """Section 2, steps 1 to 7, for one ``agent_message`` payload: the path of
+        every event whose fields are all of exactly the right type.
 
-        ``decoded`` is true when the caller passed the message already decoded: then
-        it may hold integers no JSON line could bring (see check_decoded_integers).
+        ``raw`` is the line ``data`` was decoded from (orjson: an integer beyond 64
+        bits came back as a float), or ``None`` when ``data`` is exact (a decoded
+        message from an in-process caller: then it may hold integers no line could
+        bring, see ``check_decoded_integers``). Anything else goes to the general path.
         """
         get = data.get
         kind = get("type")
         thread_id = get("threadId")
         cat = get("catId")
+        # Step 1: the envelope (a subclass of str goes the general way).
+        if kind.__class__ is str and thread_id.__class__ is str and cat.__class__ is str:
+            # Step 2: unknown types are ignored, for forward compatibility.
+            if kind not in KNOWN_TYPES:
+                self._ignored += 1
+                return
+            # Step 3: field types, each field read once. On a line a float never
+            # passes ``__class__ is int``: it goes the general way, which decodes the
+            # line again exactly (a 20-digit timestamp is an integer).
+            content = get("content")
+            parent = get("invocationId")
+            turn_id = get("turnInvocationId")
+            message_id = get("messageId")
+            ts = get("timestamp")
+            seq = get("seq")
+            if (
+                (content is None or content.__class__ is str)
+                and (parent is None or parent.__class__ is str)
+                and (turn_id is None or turn_id.__class__ is str)
+                and (message_id is None or message_id.__class__ is str)
+                and ((v := get("error")) is None or v.__class__ is str)
+                and ((v := get("toolName")) is None or v.__class__ is str)
+                and (
+                    ts is None
+                    or (ts.__class__ is int and (raw is not None or _NEG_HUGE < ts < _HUGE))
+                )
+                and (
+                    seq is None
+                    or (seq.__class__ is int and (raw is not None or _NEG_HUGE < seq < _HUGE))
+                )
+            ):
+                origin = None
+                if kind == "text":
+                    origin = get("origin")
+                    fits = content is not None and (
+                        origin is None or origin == "stream" or origin == "callback"
+                    )
+                elif kind == "system_info":
+                    fits = content is not None
+                else:
+                    # toolInput goes into the output as it is: it must be exact.
+                    fits = kind != "tool_use" or raw is None or not needs_exact(raw)
+                epoch = None
+                if seq is not None and fits:
+                    epoch = get("seqEpoch")
+                    if epoch is not None and epoch.__class__ is not str:
+                        if raw is None:
+                            epoch = epoch_key(epoch)  # strings and null are their own key
+                        else:
+                            fits = False  # it may hold a float for a big integer
+                if fits:
+                    # Steps 4 to 7, as in _steps_4_to_7 (written out: every event).
+                    thread = self._threads.get(thread_id)
+                    if thread is None:  # step 6, early: nothing from here refuses
+                        thread = self._threads[thread_id] = ThreadState(thread_id)
+                    if seq is not None:  # step 4
+                        last = thread.seq
+                        if last is not None and last[0] == epoch:
+                            if seq <= last[1]:
+                                self._duplicates += 1
+                                if changes is not None:
+                                    changes.append(Duplicate(line, thread_id, seq))
+                                return
+                            if seq > last[1] + 1:
+                                gap = Gap(thread_id, last[1], seq, line)
+                                self._gaps.append(gap)
+                                if changes is not None:
+                                    changes.append(gap)
+                        thread.seq = (epoch, seq)
+                    if ts is None:  # step 5
+                        ts = thread.max_ts
+                    elif ts > thread.max_ts or not thread.seen_ts:
+                        thread.max_ts = ts
+                        thread.seen_ts = True
+                    # Step 7, most frequent type first.
+                    if kind == "text":
+                        assert content is not None  # step 3: text needs a string content
+                        if origin == "callback":
+                            self._callback(
+                                thread, data, cat, ts, line, changes, content, turn_id,
+                                parent, message_id,
+                            )
+                        else:
+                            self._stream_text(thread, cat, ts, line, changes, content, turn_id,
+                                              parent)
+                    else:
+                        self._apply_other(
+                            thread, data, kind, cat, ts, line, changes, content, turn_id, parent
+                        )
+                    return
+        self._agent_message_slowly(data, line, changes, raw)
+
+    def _agent_message_slowly(
+        self, data: dict[str, Any], line: int, changes: Sink, raw: bytes | str | None
+    ) -> None:
+        """Section 2, steps 1 to 7, one by one: the general path, which words refusals.
+
+        Same arguments as :meth:`_agent_message`.
+        """
+        if raw is not None and needs_exact(raw):
+            # orjson may have decoded an integer beyond 64 bits as a float: decode the
+            # line again exactly (the standard library), so a 20-digit timestamp is an
+            # integer and a refusal names the value the line holds.
+            try:
+                data = decode_json(raw)["data"]
+            except WireError as exc:  # orjson read the line, so this cannot happen
+                self._events -= 1
+                self._refuse(line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}", changes)
+                return
+        get = data.get
+        kind = get("type")
+        thread_id = get("threadId")
+        cat = get("catId")
         # Step 1: the envelope.
-        if not (
-            # The class test answers decoded JSON at once; isinstance admits subclasses.
-            (kind.__class__ is str or isinstance(kind, str))
-            and (thread_id.__class__ is str or isinstance(thread_id, str))
-            and (cat.__class__ is str or isinstance(cat, str))
-        ):
-            return self._reject(
+        if not (isinstance(kind, str) and isinstance(thread_id, str) and isinstance(cat, str)):
+            self._refuse(
                 line, Reason.MALFORMED_EVENT, "type, threadId and catId must be strings",
-                thread_id,
+                changes, thread_id,
             )
+            return
         # Step 2: unknown types are ignored, for forward compatibility.
-        apply = _APPLY.get(kind)
-        if apply is None:
+        if kind not in KNOWN_TYPES:
             self._ignored += 1
-            return ()
+            return
         # Step 3: field types.
         problem = check_agent_message(data, kind)
-        if problem is None and decoded:
+        if problem is None and raw is None:
             problem = check_decoded_integers(data)
         if problem is not None:
-            return self._reject(line, Reason.MALFORMED_EVENT, problem, thread_id)
+            self._refuse(line, Reason.MALFORMED_EVENT, problem, changes, thread_id)
+            return
+        seq = get("seq")
+        epoch = get("seqEpoch") if seq is not None else None
+        if epoch is not None and epoch.__class__ is not str:
+            epoch = epoch_key(epoch)
+        self._steps_4_to_7(
+            data, kind, thread_id, cat, get("timestamp"), seq, epoch, line, changes
+        )
+
+    def _steps_4_to_7(
+        self,
+        data: dict[str, Any],
+        kind: str,
+        thread_id: str,
+        cat: str,
+        ts: int | None,
+        seq: int | None,
+        epoch: Any,
+        line: int,
+        changes: Sink,
+    ) -> None:
+        """Steps 4 to 7 for an event that passed step 3 (``epoch`` is its key)."""
         # Step 6 is done here, before steps 4 and 5: nothing between them can refuse,
         # and a seq duplicate implies an earlier event already made the thread.
-        thread = self._threads.get(thread_id)
-        if thread is None:
-            thread = self._threads[thread_id] = ThreadState(thread_id)
-        changes: list[Change] = []
+        thread = self._thread(thread_id)
         # Step 4: seq (section 6). It runs before binding, so an event refused later
         # still advances the counter, as the protocol asks.
-        seq = get("seq")
         if seq is not None:
-            epoch = get("seqEpoch")
-            if epoch is not None and epoch.__class__ is not str:
-                epoch = epoch_key(epoch)  # strings and null are their own key
             last = thread.seq
             if last is not None and last[0] == epoch:
                 if seq <= last[1]:
                     self._duplicates += 1
-                    return (Duplicate(line, thread_id, seq),)
+                    if changes is not None:
+                        changes.append(Duplicate(line, thread_id, seq))
+                    return
                 if seq > last[1] + 1:
                     gap = Gap(thread_id, last[1], seq, line)
                     self._gaps.append(gap)
-                    changes.append(gap)
+                    if changes is not None:
+                        changes.append(gap)
             thread.seq = (epoch, seq)
-        # Step 5: the timestamp (written out: this runs on every event).
-        ts = get("timestamp")
+        # Step 5: the timestamp.
         if ts is None:
             ts = thread.max_ts
-        elif ts > thread.max_ts or not thread.seen_ts:
-            thread.max_ts = ts
-            thread.seen_ts = True
+        else:
+            thread.see_timestamp(ts)
         # Step 7: apply by type.
-        apply(self, thread, data, cat, ts, line, changes)
-        return tuple(changes)
+        get = data.get
+        content, turn_id, parent = get("content"), get("turnInvocationId"), get("invocationId")
+        if kind != "text":
+            self._apply_other(thread, data, kind, cat, ts, line, changes, content, turn_id, parent)
+            return
+        assert content is not None  # step 3: text needs a string content
+        if get("origin") == "callback":
+            self._callback(
+                thread, data, cat, ts, line, changes, content, turn_id, parent, get("messageId")
+            )
+        else:
+            self._stream_text(thread, cat, ts, line, changes, content, turn_id, parent)
+
+    def _apply_other(
+        self,
+        thread: ThreadState,
+        data: dict[str, Any],
+        kind: str,
+        cat: str,
+        ts: int,
+        line: int,
+        changes: Sink,
+        content: str | None,
+        turn_id: str | None,
+        parent: str | None,
+    ) -> None:
+        """Step 7 for every known type but ``text``."""
+        if kind == "done":
+            # Section 3, closing: a bound done closes its turn; an unbound one does
+            # nothing (there is nothing it could close exactly).
+            turn = self._bind(thread, turn_id, parent, cat)
+            if turn is not None:
+                self._close(thread, turn, TurnEnd.DONE, line, changes)
+        elif kind == "system_info":
+            assert content is not None  # step 3: system_info needs a string content
+            self._system_info(thread, cat, ts, line, changes, content, turn_id, parent)
+        elif kind == "tool_use" or kind == "tool_result":
+            self._tool(thread, data, kind, cat, ts, line, changes, content, turn_id, parent)
+        elif kind == "error":
+            self._error(thread, data, cat, ts, line, changes, content, turn_id, parent)
+        else:
+            # Section 5: a2a_handoff is a system line (text = content or "").
+            self._system_line(thread, cat, content or "", ts, line, changes)
 
     def _attach(
-        self, thread: ThreadState, turn: Turn, cat: str, ts: int, line: int, changes: list[Change]
+        self, thread: ThreadState, turn: Turn, cat: str, ts: int, line: int, changes: Sink
     ) -> None:
         """A bound tool, thinking or block: the table says it attaches (in any state)
         and whether it is the first sign that the turn runs."""
@@ -119,43 +312,50 @@ class AgentMessageHandlers(CallbackPlacement):
 
     # ------------------------------------------------------------------ by type
 
-    def _text(
+    def _stream_text(
         self,
         thread: ThreadState,
-        data: dict[str, Any],
         cat: str,
         ts: int,
         line: int,
-        changes: list[Change],
+        changes: Sink,
+        chunk: str,
+        turn_id: str | None,
+        parent: str | None,
     ) -> None:
         """Sections 3 and 5: a stream chunk grows its turn's primary bubble.
 
         The turn's table says whether the chunk is appended, superseded (a callback
         already replaced the turn) or refused (the turn closed without a callback).
         """
-        if data.get("origin") == "callback":
-            self._callback(thread, data, cat, ts, line, changes)
-            return
-        turn = self._bind(thread, data, cat)
+        turn = self._bind(thread, turn_id, parent, cat)
         if turn is None:
             self._unbound(thread, line, "stream text", cat, changes)
+            return
+        bubble = turn.primary
+        if turn.state is _RUNNING and bubble is not None:
+            # The table's row for this case (asserted at import): append, nothing else.
+            if chunk:  # an empty chunk changes nothing, so it reports nothing
+                bubble.append(chunk)
+                if changes is not None:
+                    changes.append(BubbleUpdated(bubble, _APPENDED, line, chunk))
             return
         _, action, activity = turn.step(_STREAM_TEXT)
         if activity is _OPENS:
             self._opened(thread, turn, cat, ts, line, changes)
         if action is _APPEND:
-            chunk = data["content"]
-            bubble = turn.primary
             if bubble is None:
                 self._primary(thread, turn, cat, ts, line, changes, chunk)
-            elif chunk:  # an empty chunk changes nothing, so it reports nothing
+            elif chunk:
                 bubble.append(chunk)
-                changes.append(BubbleUpdated(bubble, _APPENDED, line, chunk))
+                if changes is not None:
+                    changes.append(BubbleUpdated(bubble, _APPENDED, line, chunk))
         elif action is _SUPERSEDE:
             # Not a refusal: a callback may overtake its own stream, and the chunk's
             # text is already inside the callback's snapshot.
             self._superseded += 1
-            changes.append(Superseded(line, thread.id, turn.id))
+            if changes is not None:
+                changes.append(Superseded(line, thread.id, turn.id))
         else:
             self._refuse(
                 line,
@@ -169,42 +369,31 @@ class AgentMessageHandlers(CallbackPlacement):
         self,
         thread: ThreadState,
         data: dict[str, Any],
+        kind: str,
         cat: str,
         ts: int,
         line: int,
-        changes: list[Change],
+        changes: Sink,
+        content: str | None,
+        turn_id: str | None,
+        parent: str | None,
     ) -> None:
         """Sections 3 and 5: a tool use or result joins its turn's primary bubble
         (open or closed: tool events still attach after done)."""
-        turn = self._bind(thread, data, cat)
+        turn = self._bind(thread, turn_id, parent, cat)
         if turn is None:
-            self._unbound(thread, line, data["type"], cat, changes)
+            self._unbound(thread, line, kind, cat, changes)
             return
-        if data["type"] == "tool_use":
+        if kind == "tool_use":
             entry = {"kind": "use", "name": data.get("toolName"), "input": data.get("toolInput")}
         else:
-            entry = {"kind": "result", "name": data.get("toolName"), "content": data.get("content")}
+            entry = {"kind": "result", "name": data.get("toolName"), "content": content}
         self._attach(thread, turn, cat, ts, line, changes)
         made = turn.primary is None
         bubble = self._primary(thread, turn, cat, ts, line, changes)
         bubble.add_tool(entry)
-        if not made:
+        if not made and changes is not None:
             changes.append(BubbleUpdated(bubble, Update.TOOL, line))
-
-    def _done(
-        self,
-        thread: ThreadState,
-        data: dict[str, Any],
-        cat: str,
-        ts: int,
-        line: int,
-        changes: list[Change],
-    ) -> None:
-        """Section 3, closing: a bound ``done`` closes its turn; an unbound one does
-        nothing (there is nothing it could close exactly)."""
-        turn = self._bind(thread, data, cat)
-        if turn is not None:
-            self._close(thread, turn, TurnEnd.DONE, line, changes)
 
     def _error(
         self,
@@ -213,49 +402,41 @@ class AgentMessageHandlers(CallbackPlacement):
         cat: str,
         ts: int,
         line: int,
-        changes: list[Change],
+        changes: Sink,
+        content: str | None,
+        turn_id: str | None,
+        parent: str | None,
     ) -> None:
         """Section 3, closing: a bound ``error`` marks the turn's primary bubble and
         closes the turn; an unbound one is a system line, so the user still sees it."""
-        text = data.get("error") or data.get("content") or None
-        turn = self._bind(thread, data, cat)
+        text = data.get("error") or content or None
+        turn = self._bind(thread, turn_id, parent, cat)
         if turn is None:
             self._system_line(thread, cat, "", ts, line, changes, Status.ERROR, text)
             return
         made = turn.primary is None
         bubble = self._primary(thread, turn, cat, ts, line, changes)
-        if bubble.fail(text) and not made:
+        if bubble.fail(text) and not made and changes is not None:
             changes.append(BubbleUpdated(bubble, Update.ERRORED, line))
         # The bubble already says error, so closing has no status left to change.
         self._close(thread, turn, TurnEnd.ERROR, line, changes)
 
-    def _handoff(
-        self,
-        thread: ThreadState,
-        data: dict[str, Any],
-        cat: str,
-        ts: int,
-        line: int,
-        changes: list[Change],
-    ) -> None:
-        """Section 5: ``a2a_handoff`` is a system line (text = content or "")."""
-        self._system_line(thread, cat, data.get("content") or "", ts, line, changes)
-
     def _system_info(
         self,
         thread: ThreadState,
-        data: dict[str, Any],
         cat: str,
         ts: int,
         line: int,
-        changes: list[Change],
+        changes: Sink,
+        content: str,
+        turn_id: str | None,
+        parent: str | None,
     ) -> None:
         """Sections 3 and 5: a ``system_info`` payload is a sub-protocol of its own.
 
         A JSON object names its sub-type (announcement, thinking, rich block, or one
         with no bubble meaning); anything else is a plain system line.
         """
-        content = data["content"]
         payload = parse_json_object(content)
         if payload is None:
             self._system_line(thread, cat, content, ts, line, changes)
@@ -267,23 +448,23 @@ class AgentMessageHandlers(CallbackPlacement):
             agent = cat
         kind = payload.get("type")
         if kind == "invocation_created":
-            self._announce(thread, data, payload, agent, ts, line, changes)
+            self._announce(thread, payload, agent, parent, ts, line, changes)
         elif kind == "thinking":
-            self._thinking(thread, data, payload, agent, ts, line, changes)
+            self._thinking(thread, payload, agent, turn_id, parent, ts, line, changes)
         elif kind == "rich_block":
-            self._rich_block(thread, data, payload, agent, ts, line, changes)
+            self._rich_block(thread, payload, agent, turn_id, parent, ts, line, changes)
         else:
             self._ignored += 1  # usage, metrics, liveness...: no bubble meaning
 
     def _announce(
         self,
         thread: ThreadState,
-        data: dict[str, Any],
         payload: dict[str, Any],
         agent: str,
+        parent: str | None,
         ts: int,
         line: int,
-        changes: list[Change],
+        changes: Sink,
     ) -> None:
         """Section 3, announcing: ``invocation_created`` opens its turn under the
         envelope's parent id."""
@@ -294,20 +475,21 @@ class AgentMessageHandlers(CallbackPlacement):
                 thread.id,
             )
             return
-        self._open_turn(thread, turn_id, data.get("invocationId"), agent, ts, line, changes)
+        self._open_turn(thread, turn_id, parent, agent, ts, line, changes)
 
     def _thinking(
         self,
         thread: ThreadState,
-        data: dict[str, Any],
         payload: dict[str, Any],
         agent: str,
+        turn_id: str | None,
+        parent: str | None,
         ts: int,
         line: int,
-        changes: list[Change],
+        changes: Sink,
     ) -> None:
         """Section 5: thinking text joins its turn's primary bubble."""
-        turn = self._bind(thread, data, agent)
+        turn = self._bind(thread, turn_id, parent, agent)
         if turn is None:
             self._unbound(thread, line, "thinking", agent, changes)
             return
@@ -320,18 +502,19 @@ class AgentMessageHandlers(CallbackPlacement):
         before = bubble.thinking
         bubble.add_thinking(text)
         # Empty thinking on an empty bubble changes nothing: no update for it.
-        if not made and bubble.thinking != before:
+        if not made and bubble.thinking != before and changes is not None:
             changes.append(BubbleUpdated(bubble, Update.THINKING, line))
 
     def _rich_block(
         self,
         thread: ThreadState,
-        data: dict[str, Any],
         payload: dict[str, Any],
         agent: str,
+        turn_id: str | None,
+        parent: str | None,
         ts: int,
         line: int,
-        changes: list[Change],
+        changes: Sink,
     ) -> None:
         """Section 5: a rich block goes to the bubble of its message id (held until
         that bubble exists), or else binds like any stream-side event."""
@@ -355,7 +538,7 @@ class AgentMessageHandlers(CallbackPlacement):
             else:
                 self._add_block(bubble, block_id, line, changes)
             return
-        turn = self._bind(thread, data, agent)
+        turn = self._bind(thread, turn_id, parent, agent)
         if turn is None:
             self._unbound(thread, line, "rich_block", agent, changes)
             return
@@ -366,20 +549,3 @@ class AgentMessageHandlers(CallbackPlacement):
             bubble.add_block(block_id)  # reported by the BubbleAdded
         else:
             self._add_block(bubble, block_id, line, changes)
-
-
-_Handler = Callable[
-    [AgentMessageHandlers, ThreadState, dict[str, Any], str, int, int, list[Change]], None
-]
-
-# One function per agent_message type (section 2 step 7). A dict beats an if-chain.
-_APPLY: dict[str, _Handler] = {
-    "text": AgentMessageHandlers._text,
-    "tool_use": AgentMessageHandlers._tool,
-    "tool_result": AgentMessageHandlers._tool,
-    "system_info": AgentMessageHandlers._system_info,
-    "error": AgentMessageHandlers._error,
-    "done": AgentMessageHandlers._done,
-    "a2a_handoff": AgentMessageHandlers._handoff,
-}
-assert set(_APPLY) == KNOWN_TYPES

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._bubbles import BubbleAdded, BubbleUpdated, Change, Origin, Status, Update
-from ._core import EngineCore
+from ._bubbles import BubbleAdded, BubbleUpdated, Origin, Status, Update
+from ._core import EngineCore, Sink
 from ._errors import Reason
 from ._thread import ThreadState
 from ._turns import Action, Turn, TurnInput
@@ -39,25 +39,32 @@ class CallbackPlacement(EngineCore):
         cat: str,
         ts: int,
         line: int,
-        changes: list[Change],
+        changes: Sink,
+        text: str,
+        turn_id: str | None,
+        parent: str | None,
+        message_id: str | None,
     ) -> None:
-        """Section 4.1: a live callback's turn is its own id, never a guess."""
-        turn_id = data.get("turnInvocationId")
-        if not is_id(turn_id):
-            turn_id = data.get("invocationId")
-            if not is_id(turn_id):
-                self._refuse(
-                    line,
-                    Reason.CALLBACK_WITHOUT_INVOCATION,
-                    f"callback from {cat!r} carries no turn id; it is never guessed",
-                    changes,
-                    thread.id,
-                )
-                return
+        """Section 4.1: a live callback's turn is its own id, never a guess.
+
+        ``turn_id``, ``parent`` and ``message_id`` are the event's
+        ``turnInvocationId``, ``invocationId`` and ``messageId``, already checked to be
+        strings or ``None`` (section 2 step 3).
+        """
+        # On a callback, invocationId is the turn id itself; an empty id is no id.
+        turn_id = turn_id or parent
+        if not turn_id:
+            self._refuse(
+                line,
+                Reason.CALLBACK_WITHOUT_INVOCATION,
+                f"callback from {cat!r} carries no turn id; it is never guessed",
+                changes,
+                thread.id,
+            )
+            return
         # An empty messageId counts as absent (terms: an id is a non-empty string).
-        message_id = data.get("messageId") or None
         self._place_callback(
-            thread, thread.turn(turn_id), cat, data["content"], message_id,
+            thread, thread.turn(turn_id), cat, text, message_id or None,
             is_explicit_post(data), ts, line, changes,
         )
 
@@ -71,7 +78,7 @@ class CallbackPlacement(EngineCore):
         explicit: bool,
         ts: int,
         line: int,
-        changes: list[Change],
+        changes: Sink,
     ) -> None:
         """Section 4.2 (and 4.3): replace the primary, redeliver, or add a second post.
 
@@ -96,7 +103,8 @@ class CallbackPlacement(EngineCore):
             )
             if not made:
                 bubble.become_callback(text, message_id)
-                changes.append(BubbleUpdated(bubble, Update.REPLACED, line))
+                if changes is not None:
+                    changes.append(BubbleUpdated(bubble, Update.REPLACED, line))
             if message_id is not None:
                 self._give_message_id(thread, bubble, message_id, line, changes)
             return
@@ -114,7 +122,8 @@ class CallbackPlacement(EngineCore):
         post = self._new_bubble(
             thread, cat, turn.id, Origin.CALLBACK, Status.DONE, ts, text, message_id
         )
-        changes.append(BubbleAdded(post, line))
+        if changes is not None:
+            changes.append(BubbleAdded(post, line))
         if message_id is not None:
             thread.posts[turn.id, message_id] = post
             self._give_message_id(thread, post, message_id, line, changes)

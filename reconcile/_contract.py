@@ -242,27 +242,22 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
     empty_history = findings["empty_history"].add
     events: dict[str, int] = {}  # thread -> events (live or history)
     live: set[str] = set()  # threads that had live agent_message events
-    rejected = engine.rejected  # a live view
-    receive_line = engine.receive_line
-    receive_message = engine.receive_message
+    rejected = engine._rejected  # the engine's own log (read only)
+    take = engine._take_line
     for raw in lines:
-        if is_blank(raw):
-            receive_line(raw)
-            continue
-        try:
-            message = decode_json(raw)
-        except Exception:  # noqa: BLE001 - the engine words (or raises) the same thing
-            receive_line(raw)
-            continue
+        if raw.__class__ is not bytes and not isinstance(raw, (bytes, str, bytearray)):
+            engine.receive_line(raw)  # raises the public API's LocalTypeError
         before = len(rejected)
-        receive_message(message)
-        line = engine.lines
+        # The engine's batch path: no change objects. It hands back the decoded
+        # message, so each line is decoded once for the engine and this observer.
+        message = take(raw, None)
+        line = engine._line
         new = [r.reason for r in rejected[before:]] if len(rejected) > before else ()
         if message.__class__ is not dict:
             continue
         data = message.get("data")
         name = message.get("event")
-        if data.__class__ is not dict or any(reason in _MALFORMED for reason in new):
+        if data.__class__ is not dict or (new and any(reason in _MALFORMED for reason in new)):
             continue
         thread = data.get("threadId")
         if thread.__class__ is not str:
@@ -274,9 +269,10 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             if kind == "text" and data.get("origin") == "callback":
                 if not is_id(data.get("turnInvocationId")) and not is_id(data.get("invocationId")):
                     live_callback(line, Reason.CALLBACK_WITHOUT_INVOCATION in new)
-            elif kind in _STREAM_TYPES or (kind == "system_info" and _binds(data)):
-                if not is_id(data.get("turnInvocationId")):
-                    stream_event(line, Reason.UNBOUND_EVENT in new)
+            elif not is_id(data.get("turnInvocationId")) and (
+                kind in _STREAM_TYPES or (kind == "system_info" and _binds(data))
+            ):
+                stream_event(line, Reason.UNBOUND_EVENT in new)
         elif name == "history":
             messages = data.get("messages")
             if messages.__class__ is not list:
@@ -324,6 +320,10 @@ def _binds(data: dict[str, Any]) -> bool:
     no message (one that names its message is placed by ``messageId``)."""
     content = data.get("content")
     if content.__class__ is not str or not content.lstrip().startswith("{"):
+        return False
+    if "\\" not in content and "thinking" not in content and "rich_block" not in content:
+        # Without an escape, a payload whose type is thinking or rich_block holds that
+        # word as it is; usage, metrics and announcements need no second decode.
         return False
     try:
         payload = decode_json(content)

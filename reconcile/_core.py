@@ -30,7 +30,12 @@ from ._errors import Reason
 from ._thread import ThreadState
 from ._turns import Activity, Turn, TurnEnd, TurnInput
 
-__all__ = ["EngineCore"]
+__all__ = ["EngineCore", "Sink"]
+
+#: Where a handler reports its changes: a list, or ``None`` when the caller wants
+#: none (``Reconciler.feed``, ``check``): then no change object is built at all.
+#: Refusals and gaps are kept in the engine's logs either way.
+Sink = list[Change] | None
 
 # Enum members as module constants: reading ``Status.DONE`` goes through the enum
 # metaclass (about 70 ns); a module global is a dictionary read (about 20 ns), and the
@@ -59,28 +64,27 @@ class EngineCore:
 
     # ------------------------------------------------------------------ refusals
 
-    def _reject(
-        self, line: int, reason: Reason, detail: str, thread: Any = None
-    ) -> tuple[Change, ...]:
-        """Refuse a whole event before it touched anything (section 8)."""
-        changes: list[Change] = []
-        self._refuse(line, reason, detail, changes, thread)
-        return tuple(changes)
-
     def _refuse(
-        self, line: int, reason: Reason, detail: str, changes: list[Change], thread: Any = None
+        self,
+        line: int,
+        reason: Reason,
+        detail: str,
+        changes: Sink,
+        thread: Any = None,
     ) -> None:
-        """Record a refusal; the caller has changed (and will change) no bubble.
+        """Record a refusal (section 8); the caller has changed (and will change) no
+        bubble.
 
         ``thread`` is whatever the event named: only a string is kept, so a client can
         tell which thread may have missed something without trusting a bad field.
         """
         rejected = Rejected(line, reason, detail, thread if isinstance(thread, str) else None)
         self._rejected.append(rejected)
-        changes.append(rejected)
+        if changes is not None:
+            changes.append(rejected)
 
     def _unbound(
-        self, thread: ThreadState, line: int, what: str, agent: str, changes: list[Change]
+        self, thread: ThreadState, line: int, what: str, agent: str, changes: Sink
     ) -> None:
         """Section 3: stream-side content that binds to no turn is refused."""
         self._refuse(
@@ -132,7 +136,7 @@ class EngineCore:
         cat: str,
         ts: int,
         line: int,
-        changes: list[Change],
+        changes: Sink,
         text: str = "",
         origin: Origin = _STREAM,
         message_id: str | None = None,
@@ -153,7 +157,8 @@ class EngineCore:
         bubble = turn.primary = self._new_bubble(
             thread, cat, turn.id, origin, status, ts, text, message_id
         )
-        changes.append(BubbleAdded(bubble, line))
+        if changes is not None:
+            changes.append(BubbleAdded(bubble, line))
         return bubble
 
     def _system_line(
@@ -163,18 +168,20 @@ class EngineCore:
         text: str,
         ts: int,
         line: int,
-        changes: list[Change],
+        changes: Sink,
         status: Status = _DONE,
         error: str | None = None,
     ) -> None:
         """Section 5: a system bubble, made anew each time (it belongs to no turn)."""
         bubble = self._new_bubble(thread, cat, None, _SYSTEM, status, ts, text, error=error)
-        changes.append(BubbleAdded(bubble, line))
+        if changes is not None:
+            changes.append(BubbleAdded(bubble, line))
 
-    def _set_text(self, bubble: Bubble, text: str, line: int, changes: list[Change]) -> None:
+    def _set_text(self, bubble: Bubble, text: str, line: int, changes: Sink) -> None:
         """Set a snapshot text; a text equal to the current one is no change at all."""
         if bubble.set_text(text):
-            changes.append(BubbleUpdated(bubble, Update.TEXT_SET, line))
+            if changes is not None:
+                changes.append(BubbleUpdated(bubble, Update.TEXT_SET, line))
 
     def _give_message_id(
         self,
@@ -182,7 +189,7 @@ class EngineCore:
         bubble: Bubble,
         message_id: str,
         line: int,
-        changes: list[Change],
+        changes: Sink,
     ) -> None:
         """Index ``bubble`` under ``message_id``; attach rich blocks held for it.
 
@@ -201,20 +208,27 @@ class EngineCore:
             for block_id in held:
                 self._add_block(bubble, block_id, line, changes)
 
-    def _add_block(self, bubble: Bubble, block_id: str, line: int, changes: list[Change]) -> None:
+    def _add_block(self, bubble: Bubble, block_id: str, line: int, changes: Sink) -> None:
         """Section 5: each block id once; a repeated one is no change (and no update)."""
         if bubble.add_block(block_id):
-            changes.append(BubbleUpdated(bubble, Update.BLOCK, line))
+            if changes is not None:
+                changes.append(BubbleUpdated(bubble, Update.BLOCK, line))
 
     # ------------------------------------------------------------------ turns
 
-    def _bind(self, thread: ThreadState, data: dict[str, Any], agent: str) -> Turn | None:
-        """Section 3, binding: the turn a stream-side event belongs to, or ``None``."""
-        turn_id = data.get("turnInvocationId")
-        if turn_id and isinstance(turn_id, str):
-            return thread.turn(turn_id)  # rule 1: named outright, known or not
-        parent = data.get("invocationId")
-        if parent and isinstance(parent, str):
+    def _bind(
+        self, thread: ThreadState, turn_id: str | None, parent: str | None, agent: str
+    ) -> Turn | None:
+        """Section 3, binding: the turn a stream-side event belongs to, or ``None``.
+
+        ``turn_id`` and ``parent`` are the event's ``turnInvocationId`` and
+        ``invocationId``, already checked to be strings or ``None`` (section 2 step 3);
+        an empty string is no id.
+        """
+        if turn_id:
+            turn = thread.turns.get(turn_id)  # rule 1: named outright, known or not
+            return turn if turn is not None else thread.turn(turn_id)
+        if parent:
             # Rule 2: the latest turn announced under this parent. No fall-through:
             # an unknown parent must not be guessed into the open turn.
             return thread.latest.get((agent, parent))
@@ -231,7 +245,7 @@ class EngineCore:
         agent: str,
         ts: int,
         line: int,
-        changes: list[Change],
+        changes: Sink,
     ) -> Turn:
         """Section 3, announcing: ``turn_id`` becomes the open turn of (thread, agent)
         and the latest turn under ``parent``. Shared by ``invocation_created`` and by a
@@ -250,22 +264,23 @@ class EngineCore:
         return turn
 
     def _start(
-        self, thread: ThreadState, turn: Turn, cat: str, ts: int, line: int, changes: list[Change]
+        self, thread: ThreadState, turn: Turn, cat: str, ts: int, line: int, changes: Sink
     ) -> None:
         """An announcement or a draft: evidence that the turn's agent works on it."""
         if turn.step(_START)[2] is _OPENS:
             self._opened(thread, turn, cat, ts, line, changes)
 
     def _opened(
-        self, thread: ThreadState, turn: Turn, cat: str, ts: int, line: int, changes: list[Change]
+        self, thread: ThreadState, turn: Turn, cat: str, ts: int, line: int, changes: Sink
     ) -> None:
         """The table said the turn starts running: record it and report it."""
         cat = self._names.setdefault(cat, cat)
         thread.running[turn.id] = (cat, ts, line)
-        changes.append(TurnOpened(thread.id, cat, turn.id, line, ts))
+        if changes is not None:
+            changes.append(TurnOpened(thread.id, cat, turn.id, line, ts))
 
     def _close(
-        self, thread: ThreadState, turn: Turn, how: TurnEnd, line: int, changes: list[Change]
+        self, thread: ThreadState, turn: Turn, how: TurnEnd, line: int, changes: Sink
     ) -> None:
         """Section 3, closing: the turn closes and its primary stops streaming; a
         running turn reports how it stopped (one that never ran closes silently)."""
@@ -275,14 +290,16 @@ class EngineCore:
             self._stopped(thread, turn, how, line, changes)
 
     def _stopped(
-        self, thread: ThreadState, turn: Turn, how: TurnEnd, line: int, changes: list[Change]
+        self, thread: ThreadState, turn: Turn, how: TurnEnd, line: int, changes: Sink
     ) -> None:
         """The table said a running turn stopped: forget it and report it."""
         cat = thread.running.pop(turn.id)[0]
-        changes.append(TurnClosed(thread.id, cat, turn.id, how, line))
+        if changes is not None:
+            changes.append(TurnClosed(thread.id, cat, turn.id, how, line))
 
-    def _stop_streaming(self, turn: Turn, line: int, changes: list[Change]) -> None:
+    def _stop_streaming(self, turn: Turn, line: int, changes: Sink) -> None:
         """A closed turn's primary goes streaming -> done (an error stays an error)."""
         bubble = turn.primary
         if bubble is not None and bubble.settle():
-            changes.append(BubbleUpdated(bubble, Update.CLOSED, line))
+            if changes is not None:
+                changes.append(BubbleUpdated(bubble, Update.CLOSED, line))

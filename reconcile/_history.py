@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._bubbles import BubbleAdded, Change, Origin, Status
+from ._bubbles import BubbleAdded, Origin, Status
 from ._callbacks import CallbackPlacement, is_explicit_post
+from ._core import Sink
 from ._errors import Reason
 from ._thread import ThreadState
 from ._turns import Action, Activity, TurnEnd, TurnInput
@@ -24,7 +25,7 @@ __all__ = ["HistoryMerge"]
 class HistoryMerge(CallbackPlacement):
     """Section 7: ``history`` events."""
 
-    def _history(self, data: dict[str, Any], line: int) -> tuple[Change, ...]:
+    def _history(self, data: dict[str, Any], line: int, changes: Sink) -> None:
         """Section 7: check the page, make its thread exist, merge each message.
 
         A page is judged message by message (section 8): a refused stored callback is
@@ -33,18 +34,17 @@ class HistoryMerge(CallbackPlacement):
         thread_id = data.get("threadId")
         messages = data.get("messages")
         if not isinstance(thread_id, str) or not isinstance(messages, list):
-            return self._reject(
+            self._refuse(
                 line, Reason.MALFORMED_EVENT, "history needs a string threadId and a messages list",
-                thread_id,
+                changes, thread_id,
             )
+            return
         thread = self._thread(thread_id)
-        changes: list[Change] = []
         for message in messages:
             self._stored_message(thread, message, line, changes)
-        return tuple(changes)
 
     def _stored_message(
-        self, thread: ThreadState, message: Any, line: int, changes: list[Change]
+        self, thread: ThreadState, message: Any, line: int, changes: Sink
     ) -> None:
         """Section 7: merge one stored message by exact identity."""
         if not isinstance(message, dict):
@@ -85,7 +85,8 @@ class HistoryMerge(CallbackPlacement):
                 bubble = thread.stored[message_id] = self._new_bubble(
                     thread, cat, None, Origin.STREAM, Status.DONE, ts, text
                 )
-                changes.append(BubbleAdded(bubble, line))
+                if changes is not None:
+                    changes.append(BubbleAdded(bubble, line))
 
     def _stored_callback(
         self,
@@ -97,7 +98,7 @@ class HistoryMerge(CallbackPlacement):
         text: str,
         ts: int,
         line: int,
-        changes: list[Change],
+        changes: Sink,
     ) -> None:
         """Section 7: a stored callback sets its message's text, or is placed as a
         live callback of its turn, or (without a turn) is refused."""
@@ -134,7 +135,7 @@ class HistoryMerge(CallbackPlacement):
         text: str,
         ts: int,
         line: int,
-        changes: list[Change],
+        changes: Sink,
     ) -> None:
         """Section 7: a draft fills its turn's primary bubble only when the turn has
         none; it never overwrites text seen live (the live text is newer)."""
@@ -159,7 +160,7 @@ class HistoryMerge(CallbackPlacement):
         text: str,
         ts: int,
         line: int,
-        changes: list[Change],
+        changes: Sink,
     ) -> None:
         """Section 7: a stored stream message is its turn's final text and closes the
         turn, unless a callback replaced the turn (the table decides)."""

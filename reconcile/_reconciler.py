@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from ._agent_message import AgentMessageHandlers
 from ._bubbles import Bubble, Change, Gap, Rejected, RunningTurn
 from ._errors import LocalTypeError, Reason
@@ -35,7 +37,11 @@ from ._history import HistoryMerge
 from ._turns import TurnEnd
 from ._invariants import check
 from ._views import LogView, Stats, ThreadBubbles
-from ._wire import WireError, decode_json, is_blank
+from ._core import Sink
+from ._wire import WireError, decode_json, is_blank, needs_exact
+
+_loads = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
 
 __all__ = ["Reconciler", "Stats", "ThreadBubbles", "LogView"]
 
@@ -70,14 +76,9 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         """
         if not isinstance(line, (bytes, str, bytearray)):
             raise LocalTypeError(f"receive_line takes bytes or str, not {type(line).__name__}")
-        self._line += 1
-        if is_blank(line):
-            return ()
-        try:
-            message = decode_json(line)
-        except WireError as exc:
-            return self._reject(self._line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}")
-        return self._dispatch(message, self._line)
+        changes: list[Change] = []
+        self._take_line(line, changes)
+        return tuple(changes)
 
     def receive_message(self, message: Any) -> tuple[Change, ...]:
         """Feed one decoded event, ``{"event": name, "data": {...}}``.
@@ -86,7 +87,9 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         decoded. Anything that is not such a dict is refused as ``malformed_line``.
         """
         self._line += 1
-        return self._dispatch(message, self._line, True)
+        changes: list[Change] = []
+        self._dispatch(message, self._line, changes, None)
+        return tuple(changes)
 
     def receive(self, event: AgentMessage | History | OtherEvent) -> tuple[Change, ...]:
         """Feed one typed event (it takes the same path as its wire form).
@@ -101,15 +104,22 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 f"{type(event).__name__}; use receive_message() for dicts"
             )
         self._line += 1
-        return self._dispatch(event.to_wire(), self._line, True)
+        changes: list[Change] = []
+        self._dispatch(event.to_wire(), self._line, changes, None)
+        return tuple(changes)
 
     def feed(self, lines: Iterable[bytes | str]) -> int:
         """Feed many trace lines (with or without their newline), discarding the
         changes, e.g. ``engine.feed(open(path, "rb"))``. Returns how many were fed.
 
+        The batch path: it builds no change objects at all (refusals, gaps, counters
+        and running turns are kept exactly as ``receive_line`` keeps them), so it costs
+        less per line than ``receive_line``.
+
         Raises:
             LocalTypeError: ``lines`` is a single str or bytes (a path, or a whole
-                trace): iterating it would feed one character or byte per line.
+                trace): iterating it would feed one character or byte per line; or a
+                line is not bytes or str.
         """
         if isinstance(lines, (str, bytes, bytearray, memoryview)):
             what = "a str" if isinstance(lines, str) else f"a {type(lines).__name__} object"
@@ -117,10 +127,14 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 f"feed() takes an iterable of lines, not {what}; to read a file, pass "
                 "open(path, 'rb'), or split a trace with .splitlines()"
             )
-        receive = self.receive_line
+        take = self._take_line
         count = 0
         for line in lines:
-            receive(line)
+            if line.__class__ is not bytes and not isinstance(line, (bytes, str, bytearray)):
+                raise LocalTypeError(
+                    f"receive_line takes bytes or str, not {type(line).__name__}"
+                )
+            take(line, None)
             count += 1
         return count
 
@@ -220,33 +234,88 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
 
     # ------------------------------------------------------------------ dispatch
 
-    def _dispatch(self, message: Any, line: int, decoded: bool = False) -> tuple[Change, ...]:
+    def _take_line(self, line: bytes | str, changes: Sink) -> Any:
+        """Section 1 for one line: count it, decode it, dispatch it.
+
+        Returns the decoded message (``None`` for a blank or malformed line), for
+        ``check_lines``, which watches the same events. The decode is orjson's alone:
+        the scan for big integers runs only where a handler needs exact values.
+        """
+        self._line += 1
+        try:
+            message = _loads(line)
+        except _JSONDecodeError:
+            if is_blank(line):
+                return None
+            try:
+                # Words the error, or decodes exactly what orjson cannot (a number
+                # beyond a double).
+                message = decode_json(line)
+            except WireError as exc:
+                self._refuse(self._line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}",
+                             changes)
+                return None
+            self._dispatch(message, self._line, changes, None)
+            return message
+        self._dispatch(message, self._line, changes, line)
+        return message
+
+    def _dispatch(
+        self, message: Any, line: int, changes: Sink, raw: bytes | str | None
+    ) -> None:
         """Section 1's shape check, then section 2 or 7 by event name.
 
-        ``decoded``: the caller passed a decoded message rather than a line (see
-        ``check_decoded_integers``: lines cannot carry what it looks for).
+        ``raw`` is the line ``message`` was decoded from by orjson alone (it may hold a
+        float for an integer beyond 64 bits), or ``None`` when ``message`` is exact.
+        The usual events (decoded JSON: exact dicts) are answered here; the rest go
+        to :meth:`_dispatch_slowly`.
         """
-        # Fast path first: decoded JSON (exact dicts) carrying an agent_message.
         if message.__class__ is dict:
             data = message.get("data")
-            if data.__class__ is dict and message.get("event") == "agent_message":
-                self._events += 1
-                return self._agent_message(data, line, decoded)
+            if data.__class__ is dict:
+                name = message.get("event")
+                if name == "agent_message":
+                    self._events += 1
+                    self._agent_message(data, line, changes, raw)
+                    return
+                if name.__class__ is str and name != "history":
+                    self._events += 1
+                    self._ignored += 1
+                    return
+        self._dispatch_slowly(message, line, changes, raw)
+
+    def _dispatch_slowly(
+        self, message: Any, line: int, changes: Sink, raw: bytes | str | None
+    ) -> None:
+        """The general path of :meth:`_dispatch` (same arguments): decode the line
+        exactly if it may hold a big integer, then the checks one by one."""
+        if raw is not None:
+            if needs_exact(raw):
+                try:
+                    message = decode_json(raw)
+                except WireError as exc:  # orjson read the line: this cannot happen
+                    self._refuse(line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}",
+                                 changes)
+                    return
+            raw = None  # exact now (the scan found no integer orjson could have lost)
         if not isinstance(message, dict):
-            return self._reject(line, Reason.MALFORMED_LINE, "a line must be a JSON object")
+            self._refuse(line, Reason.MALFORMED_LINE, "a line must be a JSON object", changes)
+            return
         name = message.get("event")
         data = message.get("data")
         if not isinstance(name, str) or not isinstance(data, dict):
-            return self._reject(
-                line, Reason.MALFORMED_LINE, "needs a string 'event' and an object 'data'"
+            self._refuse(
+                line, Reason.MALFORMED_LINE, "needs a string 'event' and an object 'data'",
+                changes,
             )
+            return
         self._events += 1
         if name == "agent_message":
-            return self._agent_message(data, line, decoded)
-        if name == "history":
-            return self._history(data, line)
-        self._ignored += 1
-        return ()
+            self._agent_message_slowly(data, line, changes, raw)
+        elif name == "history":
+            self._history(data, line, changes)
+        else:
+            self._ignored += 1
 
     # ------------------------------------------------------------------ checks
 

@@ -27,6 +27,7 @@ __all__ = [
     "canonical_json",
     "check_agent_message",
     "check_decoded_integers",
+    "needs_exact",
     "parse_json_object",
     "STRING_FIELDS",
     "KNOWN_TYPES",
@@ -155,10 +156,7 @@ def decode_json(raw: bytes | str) -> Any:
                 message = "the line is not valid UTF-8"
             raise WireError(message) from None
     else:
-        if isinstance(raw, str):
-            if _NINETEEN_DIGITS.search(raw) is None:
-                return value
-        elif _NINETEEN_ZEROS not in raw.translate(_DIGITS_TO_ZERO):
+        if not needs_exact(raw):
             return value
     # Rare path: a huge number somewhere. Decode exactly with the standard library.
     if not isinstance(raw, str):  # bytes, bytearray
@@ -167,6 +165,21 @@ def decode_json(raw: bytes | str) -> Any:
         except UnicodeDecodeError as exc:
             raise WireError(f"not UTF-8: {exc}") from None
     return _decode_stdlib(raw)
+
+
+def needs_exact(raw: bytes | bytearray | str) -> bool:
+    """Whether ``raw`` holds a run of nineteen digits, so that orjson may have
+    decoded an integer beyond 64 bits as a float (or a string holds the digits: then
+    the exact decode gives the same value, only slower).
+
+    Complexity: O(len(raw)), two C loops; it costs about as much as a third of the
+    decode, so the engine asks only where a float could change the outcome (a
+    ``timestamp`` or ``seq``, a non-string ``seqEpoch``, ``toolInput``, a history
+    page, the wording of a refusal), never on every line.
+    """
+    if isinstance(raw, str):
+        return _NINETEEN_DIGITS.search(raw) is not None
+    return _NINETEEN_ZEROS in raw.translate(_DIGITS_TO_ZERO)
 
 
 def parse_json_object(text: str) -> dict[str, Any] | None:
@@ -180,9 +193,15 @@ def parse_json_object(text: str) -> dict[str, Any] | None:
     if not text.lstrip(" \t\n\r").startswith("{"):
         return None
     try:
-        value = decode_json(text)
-    except WireError:
-        return None
+        # No scan for big integers: no payload field the engine reads is a number, so
+        # a float where the text holds a 20-digit integer changes nothing. A number
+        # orjson cannot read at all (beyond a double) goes the exact way.
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        try:
+            value = decode_json(text)
+        except WireError:
+            return None
     return value if isinstance(value, dict) else None
 
 
@@ -243,6 +262,7 @@ def canonical_json(value: Any) -> str:
 #: Integers at or beyond this size have more than 4,300 decimal digits: Python will
 #: not convert them to text (``ValueError``), so the engine never tries.
 _HUGE = 10**4300
+_NEG_HUGE = -_HUGE
 
 
 def safe_repr(value: object) -> str:
@@ -337,7 +357,7 @@ def check_decoded_integers(data: dict[str, Any]) -> str | None:
     """
     for name in ("timestamp", "seq"):
         value = data.get(name)
-        if value.__class__ is int and not -_HUGE < value < _HUGE:
+        if value.__class__ is int and not _NEG_HUGE < value < _HUGE:
             return f"{name} is {_type_name(value)}, beyond what JSON text can carry here"
     return None
 
