@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
 
+from reconcile import ReconcileError
+
 __all__ = ["TRACE_SUFFIXES", "Unreadable", "expand", "open_lines", "READ_ERRORS"]
 
 #: Inside a directory, the files taken as traces (a file named on the command line
@@ -35,7 +37,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 READ_ERRORS = (OSError, EOFError, zlib.error, gzip.BadGzipFile)
 
 
-class Unreadable(Exception):
+class Unreadable(ReconcileError):
     """A path that names no readable trace; ``str()`` says why, for people."""
 
 

@@ -84,7 +84,8 @@ def merge(records: Iterable[dict[str, Any]], top: int = 10) -> dict[str, Any]:
         top: how many files the ``worst`` list and the first-of lists keep.
 
     Raises:
-        ValueError: two records name the same path.
+        ValueError: two records name the same path (a caller's mistake; the audit
+            itself checks each path once).
     """
     records = sorted(records, key=lambda r: r["path"])
     for before, after in zip(records, records[1:]):
