@@ -697,3 +697,39 @@ def test_record_prints_each_notice_once(demo, tmp_path):
     assert err.count("history of t1 is empty") == 1, err
     assert "record: history of t1 is empty" in err
     assert "notice: history of t1 is empty" in out  # the summary lists it too
+
+
+def test_watch_shows_notices_in_its_frame_and_writes_nothing_under_it(demo, caplog):
+    """While watch's live frame is up, the client's log records (a notice's too)
+    must not reach the terminal: a line written under the frame leaves stale rows
+    at its top. The notice is in the frame instead."""
+    import logging
+
+    from rich.console import Console
+
+    from reconcile.client.view import watch
+
+    server = demo(*CLOWDER)
+    console = Console(file=io.StringIO(), record=True, width=160, height=40,
+                      force_terminal=True, color_system=None)
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            client = client_for(server.url, ["t1"], user="someone-else")
+            stop = asyncio.Event()
+            watching = asyncio.create_task(watch(client, console, stop, refresh=20))
+            await client.wait_ready(TIMEOUT)
+            await control(session, server.url, "/api/demo/start", "POST",
+                          scenario="callback_first")
+            await wait_finished(session, server.url)
+            await wait_for(lambda: _true(bool(client.notices)), "the notice")
+            await asyncio.sleep(0.2)  # a frame or two with the notice; no assertion on time
+            stop.set()
+            await watching
+
+    with caplog.at_level(logging.WARNING, logger="reconcile.client"):
+        asyncio.run(main())
+    assert not [r for r in caplog.records if r.name == "reconcile.client"]
+    shown = console.export_text()
+    assert shown.count("history of t1 is empty") >= 2, "in live frames and the final one"
+    assert logging.getLogger("reconcile.client").propagate
