@@ -635,6 +635,7 @@ class DemoServer:
         stock: bool = False,
         owner: str = "default-user",
         history_delay: float = 0.0,
+        join_delay: float = 0.0,
     ) -> None:
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}")
@@ -648,6 +649,7 @@ class DemoServer:
         #: Seconds each history request waits before reading the store (tests: events
         #: then reach a joining client before its first page).
         self.history_delay = history_delay
+        self.join_delay = join_delay
         self.use_seq = seq and not like_clowder
         self.start_mode = start
         self.loop = loop
@@ -816,6 +818,11 @@ class DemoServer:
     async def _on_join_room(self, sid: str, room: Any) -> dict[str, Any] | None:
         if not isinstance(room, str) or not ROOM_PATTERN.match(room):
             return None if self.like_clowder else {"ok": False, "error": "invalid room"}
+        if self.join_delay > 0:
+            # A busy server: a history request sent after join_room is answered
+            # before the socket is in the room, so what is stored and broadcast in
+            # between reaches the client neither way.
+            await asyncio.sleep(self.join_delay)
         await self.sio.enter_room(sid, room)
         if self._rejoined is not None and room.startswith("thread:"):
             self._rejoined.set()
@@ -1019,6 +1026,7 @@ async def _main(args: argparse.Namespace) -> int:
         stock=args.stock,
         owner=args.owner,
         history_delay=args.history_delay_ms / 1000,
+        join_delay=args.join_delay_ms / 1000,
     )
     threads = ", ".join(SCENARIOS[args.scenario][1])
     print(
@@ -1085,6 +1093,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: default-user)")
     parser.add_argument("--history-delay-ms", type=int, default=0, metavar="MS",
                         help="answer each history request this much later (a slow store)")
+    parser.add_argument("--join-delay-ms", type=int, default=0, metavar="MS",
+                        help="put a socket in the room it asked for this much later")
     parser.add_argument("--quiet", action="store_true", help="print only the listening line")
     args = parser.parse_args(argv)
     try:

@@ -18,7 +18,17 @@ import pytest
 pytest.importorskip("socketio")
 aiohttp = pytest.importorskip("aiohttp")
 
-from tests.test_client import TIMEOUT, _true, control, demo, replay, view, wait_finished, wait_for
+from tests.test_client import (
+    TIMEOUT,
+    _true,
+    control,
+    demo,
+    replay,
+    truth,
+    view,
+    wait_finished,
+    wait_for,
+)
 
 from reconcile import Reason, ReconcileError, Reconciler, Status
 from reconcile.client import (
@@ -30,6 +40,7 @@ from reconcile.client import (
     NoticeKind,
     Recorder,
 )
+from reconcile.cli.record import interruption_lines
 from reconcile.client._connection import _packet_class
 from reconcile.client.view import refusal_summary, render_screen
 
@@ -207,8 +218,9 @@ def test_stock_server_callbacks_are_unplaced_and_summarised(demo):
     (unplaced,) = client.unplaced("t1")  # refused live, and again stored: listed once
     assert unplaced.text == "The bug is in parse(): it reads the parent id."
     summary = refusal_summary(client)
-    assert "callback_without_invocation" in summary[0]
-    assert any(unplaced.text in line for line in summary[1:])
+    assert summary[0].startswith("refused: 1 unplaced callback (refused ")
+    assert any(unplaced.text in line and "callback_without_invocation" in line
+               for line in summary[1:])
     rows = [line for line in screen(client).splitlines() if unplaced.text in line]
     assert len(rows) == 1 and "callback_without_invocation" in rows[0]  # not in a bubble
 
@@ -216,11 +228,13 @@ def test_stock_server_callbacks_are_unplaced_and_summarised(demo):
 def test_mid_turn_callback_shows_done_and_working_then_a_restart_interrupts_it(demo):
     server = demo(*CLOWDER, "--tick", "40")
     notices: list = []
+    sink = io.StringIO()
 
     async def main() -> tuple[ChatClient, str, str]:
         async with aiohttp.ClientSession() as session:
             client = client_for(server.url, ["t1"])
             client.on_notice(notices.append)
+            client.on_event(Recorder(sink))
             async with client:
                 await client.wait_ready(TIMEOUT)
                 await control(session, server.url, "/api/demo/start", "POST",
@@ -241,6 +255,21 @@ def test_mid_turn_callback_shows_done_and_working_then_a_restart_interrupts_it(d
         return client, mid_turn, after
 
     client, mid_turn, after = asyncio.run(main())
+    # The interruption is the client's decision, not an event: the recording lacks
+    # it, its replay shows the turn running, and record's summary says where.
+    replayed = Reconciler()
+    replayed.feed(sink.getvalue().splitlines())
+    (closed,) = client.interrupted("t1")
+    (running,) = replayed.running_turns("t1")
+    assert running.turn == closed.turn
+    lines = interruption_lines(client)
+    assert "not in the trace" in lines[0] and "still running" in lines[0]
+    assert lines[1:] == [f"  thread t1, turn {closed.turn} (opus): interrupted after line "
+                         f"{closed.line}"]
+    import json
+
+    page = json.loads(sink.getvalue().splitlines()[closed.line - 1])
+    assert page["event"] == "history" and page["reason"] == "reconnect"  # the empty page
     row = next(line for line in mid_turn.splitlines() if "Refactor done" in line)
     assert "done" in row and "callback" in row
     assert "opus is working… (" in mid_turn
@@ -387,3 +416,320 @@ def test_backoff_keeps_growing_when_the_server_drops_each_connection_at_once():
     delays = asyncio.run(main())
     assert all(b > a for a, b in zip(delays[:4], delays[1:4])), delays
     assert delays[4] >= 0.4 * 0.75, delays  # reached the cap instead of starting over
+
+
+# ---------------------------------------------------------------------- real-server findings
+
+
+class _Connected:
+    """Stands in for the socket: connected, emits nothing (history is faked)."""
+
+    connected = True
+    status = "connected"
+    connects = 1
+    disconnects = 0
+    delays = ()
+    last_error = None
+
+    async def emit(self, *args) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class _Store:
+    """A thread's stored messages as the faked history endpoint answers them."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+
+    async def fetch(self, session, url, user_id, thread, **options) -> list[list[dict]]:
+        return [[dict(m) for m in self.messages]]
+
+
+def _draft(text: str, turn: str = "T1") -> dict:
+    return {"id": f"draft-{turn}", "type": "assistant", "catId": "opus", "content": text,
+            "timestamp": 1_000, "isDraft": True, "origin": "stream",
+            "extra": {"stream": {"invocationId": turn}}}
+
+
+def _stored(text: str, turn: str = "T1") -> dict:
+    return {"id": f"s-{turn}", "type": "assistant", "catId": "opus", "content": text,
+            "timestamp": 1_000, "origin": "stream", "extra": {"stream": {"invocationId": turn}}}
+
+
+def _offline_client(**options) -> ChatClient:
+    client = ChatClient("http://127.0.0.1:9", threads=["t1"], **options)
+    client._connection = _Connected()
+    return client
+
+
+def test_draft_refresh_keeps_its_pace_when_a_resync_saw_the_change_first(monkeypatch):
+    """Late join on a server without section 10 rule 3: a quiet-timer resync that
+    applies the new draft first must not make the next draft refresh think the
+    draft stopped; backoff starts only when no fetch saw a change. The refreshes
+    stop as soon as the turn's stored message arrives."""
+    store = _Store()
+    monkeypatch.setattr("reconcile.client._client.fetch_history", store.fetch)
+
+    async def main() -> None:
+        # Long timers: the test drives every fetch itself.
+        client = _offline_client(draft_interval=50, draft_interval_max=400, resync_delay=100)
+        state = client._followed["t1"]
+        try:
+            store.messages = [_draft("c0 ")]
+            await client.sync("t1", "join")
+            (bubble,) = client.bubbles("t1")
+            client._on_socket_event("agent_message", (_agent(content="c1 "),))
+            assert client.reconciler.rejected[-1].reason is Reason.UNBOUND_EVENT
+            assert client.is_following_drafts("t1")
+
+            store.messages = [_draft("c0 c1 ")]
+            await client.sync("t1", "draft")
+            assert client.display_text(bubble) == "c0 c1 " and state.draft_interval == 50
+
+            client._on_socket_event("agent_message", (_agent(content="c2 "),))
+            store.messages = [_draft("c0 c1 c2 ")]
+            await client.sync("t1", "resync")  # the quiet timer saw the change
+            client._on_socket_event("agent_message", (_agent(content="c3 "),))
+            await client.sync("t1", "draft")  # nothing new for this fetch, yet it moved
+            assert client.display_text(bubble) == "c0 c1 c2 "
+            assert state.draft_interval == 50, "no backoff while the draft changes"
+
+            client._on_socket_event("agent_message", (_agent(content="c4 "),))
+            await client.sync("t1", "draft")  # really unchanged since the last refresh
+            assert state.draft_interval == 100
+            client._on_socket_event("agent_message", (_agent(content="c5 "),))
+            store.messages = [_draft("c0 c1 c2 c3 c4 ")]
+            await client.sync("t1", "draft")
+            assert state.draft_interval == 50, "back to the fast pace once it moves"
+
+            client._on_socket_event("agent_message", (_agent(type="done"),))
+            store.messages = [_stored("c0 c1 c2 c3 c4 c5 ")]
+            await client.sync("t1", "turn_end")
+            assert bubble.status is Status.DONE and bubble.text == "c0 c1 c2 c3 c4 c5 "
+            assert not client.is_following_drafts("t1"), "no refresh after the stored message"
+        finally:
+            await client.close()
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_no_draft_refresh_once_a_callback_placed_the_running_turn(monkeypatch):
+    store = _Store()
+    monkeypatch.setattr("reconcile.client._client.fetch_history", store.fetch)
+
+    async def main() -> None:
+        client = _offline_client(draft_interval=50, resync_delay=100)
+        try:
+            store.messages = [_draft("c0 ")]
+            await client.sync("t1", "join")
+            client._on_socket_event("agent_message", (_agent(
+                origin="callback", content="Done early.", invocationId="T1", messageId="m1"),))
+            (bubble,) = client.bubbles("t1")
+            assert bubble.status is Status.DONE and client.running("t1")
+            client._on_socket_event("agent_message", (_agent(content="c1 "),))  # unbound
+            assert client.reconciler.rejected[-1].reason is Reason.UNBOUND_EVENT
+            assert not client.is_following_drafts("t1"), "the draft would change nothing shown"
+        finally:
+            await client.close()
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_working_time_counts_from_the_turns_server_start_when_it_is_plausible():
+    client = ChatClient("http://127.0.0.1:9", threads=["t1", "t2", "t3"])
+    now = int(time.time() * 1000)
+    for thread, started in (("t1", now - 5_000), ("t2", now + 60_000),
+                            ("t3", now - 2 * 86_400_000)):
+        client._on_socket_event("agent_message", ({**_announce(f"T-{thread}"),
+                                                   "threadId": thread, "timestamp": started},))
+    ((turn, elapsed),) = client.running("t1")
+    assert turn.since == now - 5_000
+    assert 5 <= elapsed < 60, "from the server's start, not from when this client saw it"
+    for thread in ("t2", "t3"):  # a clock in the future, or a day away: not ours
+        ((_, elapsed),) = client.running(thread)
+        assert 0 <= elapsed < 5
+
+
+def test_watch_shows_server_text_as_it_is_and_notes_drafts_only_for_drafts():
+    from rich.console import Console
+
+    from reconcile.cli.record import exit_summary
+    from reconcile.cli.watch import print_summary
+    from reconcile.client.view import render_threads
+
+    client = ChatClient("http://127.0.0.1:9", threads=["t1"])
+    tricky = "[opus] callback for basic [/b] :thumbs_up:"
+    client._on_socket_event("agent_message", (_announce(),))
+    client._on_socket_event("agent_message", (_agent(content="word " * 200),))
+    client._on_socket_event("agent_message", (_agent(type="done"),))
+    client._on_socket_event("agent_message", (_agent(
+        origin="callback", content=tricky, invocationId=None, messageId="m1"),))
+    client._on_socket_event("agent_message", (_agent(
+        catId="[bold]cat[/bold]", invocationId="P2", type="system_info",
+        content='{"type": "invocation_created", "invocationId": "[/b]T2"}'),))
+    client._on_socket_event("agent_message", (_agent(catId="[bold]cat[/bold]", invocationId="P2",
+                                                     content="[/i] hi"),))
+    console = Console(file=io.StringIO(), record=True, width=200, color_system=None)
+    console.print(render_threads(client, ["t1"], text_limit=80))  # a live frame: cut texts
+    print_summary(console, exit_summary(client))
+    shown = console.export_text()
+    assert "draft from history" not in shown, "a text cut to fit is not a draft"
+    assert shown.count(tricky) == 2  # the unplaced list and the exit summary
+    assert "[bold]cat[/bold]" in shown and "[/b]T2" in shown and "[/i] hi" in shown
+
+
+def test_client_log_records_go_to_the_front_end_and_notices_are_not_repeated(caplog):
+    import logging
+
+    from reconcile.client import NOTICE_LOG_MARK, routed_logs
+
+    shown: list[str] = []
+    logger = logging.getLogger("reconcile.client")
+    with caplog.at_level(logging.WARNING), routed_logs(shown.append):
+        logger.warning("history of %s: %s", "t1", "HTTP 500")
+        logger.warning("a notice", extra={NOTICE_LOG_MARK: True})
+    assert shown == ["warning: history of t1: HTTP 500"]
+    assert not caplog.records, "nothing reached the terminal while routed"
+    assert logger.propagate
+    logger.warning("after")
+    assert [r.getMessage() for r in caplog.records] == ["after"]
+
+
+def test_repeated_refusals_of_one_stored_callback_count_once_for_the_user(demo):
+    """The stock server: one callback is refused live and again on every refreshed
+    page. The engine refuses each arrival; the user sees one unplaced callback and
+    how often it was refused."""
+    server = demo(*CLOWDER, "--stock")
+
+    async def main() -> ChatClient:
+        async with aiohttp.ClientSession() as session:
+            async with client_for(server.url, ["t1"]) as client:
+                await client.wait_ready(TIMEOUT)
+                await control(session, server.url, "/api/demo/start", "POST",
+                              scenario="late_callback")
+                await wait_finished(session, server.url)
+                await client.wait_idle(quiet=0.2, timeout=TIMEOUT)
+                for _ in range(3):  # three refreshes: the stored callback each time
+                    await client.sync("t1", "resync")
+        return client
+
+    client = asyncio.run(main())
+    refusals = [r for r in client.reconciler.rejected
+                if r.reason is Reason.CALLBACK_WITHOUT_INVOCATION]
+    assert len(refusals) >= 4
+    (unplaced,) = client.unplaced("t1")
+    assert unplaced.refused == len(refusals) and unplaced.line == refusals[0].line
+    header = screen(client).splitlines()[0]
+    assert "1 unplaced callback," in header and " 0 refused" in header
+    summary = refusal_summary(client)
+    assert summary[0] == f"refused: 1 unplaced callback (refused {len(refusals)} times)"
+    assert f"refused {len(refusals)} times): {unplaced.text}" in summary[1]
+
+
+def test_a_message_stored_and_sent_before_the_server_put_the_socket_in_the_room(demo):
+    """The server answers the first history page before it handles join_room: a
+    whole turn is stored and broadcast in between, reaching the client neither way.
+    The fetch the client makes once the joined thread is quiet recovers it."""
+    server = demo("--join-delay-ms", "1500")
+
+    async def main() -> tuple[ChatClient, Reconciler, dict]:
+        async with aiohttp.ClientSession() as session:
+            async with client_for(server.url, ["t1"]) as client:
+                await client.wait_ready(TIMEOUT)
+                await control(session, server.url, "/api/demo/start", "POST",
+                              scenario="callback_first")
+                status = await wait_finished(session, server.url)
+                log, history = await truth(session, server.url, ["t1"])
+                await wait_for(lambda: _true(view(client.reconciler, "t1") == history["t1"]),
+                               "the client to catch up")
+                await client.wait_idle(quiet=0.1, timeout=TIMEOUT)
+        return client, log, status
+
+    client, log, status = asyncio.run(main())
+    assert client.socket_events < status["events"], "the run happened before the join"
+    assert view(client.reconciler, "t1") == view(log, "t1")
+
+
+def test_record_prints_each_notice_once(demo, tmp_path):
+    """``reconcile record`` with a wrong user id: the notice once on stderr (it was
+    printed a second time by the client's log record)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.test_client import ROOT
+
+    server = demo(*CLOWDER)
+    trace = tmp_path / "session.jsonl"
+    recorder = subprocess.Popen(
+        [sys.executable, "-m", "reconcile", "record", "--url", server.url, "--thread", "t1",
+         "--user", "someone-else", "-o", str(trace)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+    async def drive() -> None:
+        async with aiohttp.ClientSession() as session:
+            await wait_for(lambda: _true(trace.exists() and '"join"' in trace.read_text()),
+                           "the join page")
+            await control(session, server.url, "/api/demo/start", "POST",
+                          scenario="callback_first")
+            await wait_finished(session, server.url)
+            # The page after the turn's done ("verify", or "turn_end" while the
+            # thread is still suspect after its join) is empty again: the notice.
+            await wait_for(lambda: _true('"verify"' in trace.read_text()
+                                         or '"turn_end"' in trace.read_text()),
+                           "the page after the turn")
+
+    try:
+        asyncio.run(drive())
+        recorder.send_signal(signal.SIGINT)
+        out, err = recorder.communicate(timeout=TIMEOUT)
+    finally:
+        if recorder.poll() is None:
+            recorder.kill()
+            recorder.wait()
+    assert recorder.returncode == 0, err
+    assert err.count("history of t1 is empty") == 1, err
+    assert "record: history of t1 is empty" in err
+    assert "notice: history of t1 is empty" in out  # the summary lists it too
+
+
+def test_watch_shows_notices_in_its_frame_and_writes_nothing_under_it(demo, caplog):
+    """While watch's live frame is up, the client's log records (a notice's too)
+    must not reach the terminal: a line written under the frame leaves stale rows
+    at its top. The notice is in the frame instead."""
+    import logging
+
+    from rich.console import Console
+
+    from reconcile.client.view import watch
+
+    server = demo(*CLOWDER)
+    console = Console(file=io.StringIO(), record=True, width=160, height=40,
+                      force_terminal=True, color_system=None)
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            client = client_for(server.url, ["t1"], user="someone-else")
+            stop = asyncio.Event()
+            watching = asyncio.create_task(watch(client, console, stop, refresh=20))
+            await client.wait_ready(TIMEOUT)
+            await control(session, server.url, "/api/demo/start", "POST",
+                          scenario="callback_first")
+            await wait_finished(session, server.url)
+            await wait_for(lambda: _true(bool(client.notices)), "the notice")
+            await asyncio.sleep(0.2)  # a frame or two with the notice; no assertion on time
+            stop.set()
+            await watching
+
+    with caplog.at_level(logging.WARNING, logger="reconcile.client"):
+        asyncio.run(main())
+    assert not [r for r in caplog.records if r.name == "reconcile.client"]
+    shown = console.export_text()
+    assert shown.count("history of t1 is empty") >= 2, "in live frames and the final one"
+    assert logging.getLogger("reconcile.client").propagate

@@ -162,6 +162,30 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
         f"{client.connects} connections, {reconnects} reconnects",
         file=report,
     )
-    for line in exit_summary(client):
+    for line in [*exit_summary(client), *interruption_lines(client)]:
         print(line, file=report)
     return EXIT_OK
+
+
+def interruption_lines(client: ChatClient) -> list[str]:
+    """What a replay of the recording will not show: the client's own decisions.
+
+    A turn closed as interrupted after a server reset is the client's call
+    (``Reconciler.interrupt``), not an event the server sent, so the trace does not
+    hold it (the protocol has no such event) and a replay shows the turn still
+    running, its bubble still streaming. Each line names where the replay differs:
+    thread, turn and the trace line after which the client closed it.
+    """
+    closed = [c for thread in client.threads for c in client.interrupted(thread)]
+    if not closed:
+        return []
+    lines = [
+        f"not in the trace: {len(closed)} turn(s) this client closed as interrupted "
+        "(a server reset is the client's judgement, not an event); a replay shows them "
+        "still running:"
+    ]
+    lines.extend(
+        f"  thread {c.thread}, turn {c.turn} ({c.cat}): interrupted after line {c.line}"
+        for c in closed
+    )
+    return lines

@@ -15,6 +15,8 @@ from .record import client_from_args, exit_summary, live_arguments, require_clie
 if TYPE_CHECKING:  # pragma: no cover
     import asyncio
 
+    from rich.console import Console
+
 HELP = "show a live thread's bubbles in the terminal"
 DESCRIPTION = (
     "Connect to a live chat server and show the threads' bubbles (agent, status, text), "
@@ -42,6 +44,14 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
         return watch(client, console, stop, duration=args.duration, refresh=args.refresh)
 
     run_until_signal(main)
-    for line in exit_summary(client):
-        console.print(line, style="dim", highlight=False)
+    print_summary(console, exit_summary(client))
     return EXIT_OK
+
+
+def print_summary(console: Console, lines: list[str]) -> None:
+    """Print summary lines as they are: they hold server text ("[opus] ...", "[/b]"),
+    which ``console.print(str)`` would read as rich markup (and emoji codes)."""
+    from rich.text import Text
+
+    for line in lines:
+        console.print(Text(line, style="dim"))

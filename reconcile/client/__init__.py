@@ -32,6 +32,7 @@ One job per module:
 
 from ._client import (
     DEFAULT_USER,
+    NOTICE_LOG_MARK,
     ChatClient,
     ClientClosed,
     Lagged,
@@ -42,10 +43,11 @@ from ._client import (
 from ._connection import backoff_delay
 from ._history import HistoryError, fetch_history, is_draft
 from ._payload import encode_event
-from .recorder import Recorder, record
+from .recorder import Recorder, record, routed_logs
 
 __all__ = [
     "DEFAULT_USER",
+    "NOTICE_LOG_MARK",
     "ChatClient",
     "ClientClosed",
     "HistoryError",
@@ -59,4 +61,5 @@ __all__ = [
     "fetch_history",
     "is_draft",
     "record",
+    "routed_logs",
 ]

@@ -47,11 +47,21 @@ log = logging.getLogger("reconcile.client")
 #: clowder-ai's own default user id: its history endpoint filters by user.
 DEFAULT_USER = "default-user"
 
+#: The attribute set on the log record of every :class:`Notice` (``record`` and
+#: ``watch`` show notices themselves and drop those records).
+NOTICE_LOG_MARK = "reconcile_notice"
+
+#: A turn's server start time is trusted for "working… (Ns)" when it is at most
+#: this old (ms); beyond, or in the future, the server clock is not ours.
+_PLAUSIBLE_AGE_MS = 24 * 3600 * 1000
+
 #: Refusals that mean "this client missed something", not "the server misbehaved".
 _SUSPECT_REASONS = frozenset({Reason.UNBOUND_EVENT, Reason.STREAM_AFTER_DONE})
 #: Raw event types after which a suspect thread refetches (the server stored the
 #: turn's final text before sending them).
 _TURN_END_TYPES = frozenset({"done", "error"})
+#: History fetches that follow joining a room (``_on_connected``, ``follow``).
+_JOIN_REASONS = frozenset({"join", "reconnect", "follow"})
 
 EventHook = Callable[[dict[str, Any], "str | None"], Any]
 ChangeHook = Callable[[Change], Any]
@@ -93,8 +103,11 @@ class Unplaced:
     cat: str | None
     text: str
     reason: Reason
-    line: int
+    line: int  # the line of its first refusal
     message_id: str | None
+    #: How many times it was refused: a history page that holds it again (every
+    #: refresh of the thread) is refused again, one refusal per event (PROTOCOL).
+    refused: int = 1
 
 
 @attrs.frozen
@@ -144,6 +157,7 @@ class _ThreadSync:
         self.unbound = 0  # unbound_event refusals seen
         self.draft_timer: asyncio.TimerHandle | None = None
         self.draft_interval = 0.0
+        self.draft_changed = False  # some fetch saw a draft change since the last draft refresh
         self.last_fetch = 0.0  # monotonic start of the last fetch
         # Empty history and resets.
         self.events = 0  # socket agent_messages for this thread
@@ -390,18 +404,22 @@ class ChatClient:
     def running(self, thread: str) -> tuple[tuple[RunningTurn, float], ...]:
         """The thread's running turns with their elapsed seconds, in opening order.
 
-        Elapsed time counts from when this client saw the turn open; for a turn
-        that opened before (it never does: every opening is a change the client
-        applies) it falls back to the turn's server timestamp.
+        Elapsed time counts from the turn's start on the server
+        (:attr:`~reconcile.RunningTurn.since`, ms) when that is plausible against
+        this machine's clock: not in the future and at most a day old. Otherwise
+        (another clock, a server without timestamps) it counts from when this
+        client saw the turn open, which for a client that joined mid-turn is later
+        than the turn's start.
         """
         now = time.monotonic()
+        now_ms = time.time() * 1000
         out = []
         for turn in self.reconciler.running_turns(thread):
-            seen = self._opened_at.get((thread, turn.turn))
-            if seen is not None:
-                elapsed = now - seen
+            age_ms = now_ms - turn.since
+            if 0 <= age_ms <= _PLAUSIBLE_AGE_MS:
+                elapsed = age_ms / 1000
             else:
-                elapsed = max(time.time() - turn.since / 1000, 0.0)
+                elapsed = max(now - self._opened_at.get((thread, turn.turn), now), 0.0)
             out.append((turn, elapsed))
         return tuple(out)
 
@@ -658,6 +676,11 @@ class ChatClient:
     ) -> None:
         assert change.thread is not None
         key = (change.thread, message_id or f"line {change.line}")
+        known = self._unplaced.get(key)
+        if known is not None:
+            # The same callback again (a refreshed page holds it): one entry, counted.
+            self._unplaced[key] = attrs.evolve(known, refused=known.refused + 1)
+            return
         self._unplaced[key] = Unplaced(
             thread=change.thread,
             cat=cat if isinstance(cat, str) else None,
@@ -670,7 +693,8 @@ class ChatClient:
     def _notice(self, kind: NoticeKind, thread: str | None, text: str) -> None:
         notice = Notice(kind, thread, text)
         self._notices.append(notice)
-        log.warning("%s", text)
+        # Marked, so a front end that shows notices itself can drop this log record.
+        log.warning("%s", text, extra={NOTICE_LOG_MARK: True})
         for hook in self._notice_hooks:
             try:
                 hook(notice)
@@ -746,6 +770,10 @@ class ChatClient:
         state.unbound += 1
         if state.draft_timer is not None:
             return
+        if not self._shows_draft(thread) and self.reconciler.running_turns(thread):
+            # Every running turn's bubble is placed (a callback bound it, or live text
+            # reached it): a draft would change nothing on screen.
+            return
         if state.task is not None and not state.task.done() and state.reason == "draft":
             return  # the refresh in flight re-arms if more came meanwhile
         if state.draft_interval <= 0:
@@ -814,8 +842,6 @@ class ChatClient:
                 return
             state.failures = 0
             state.fetches += 1
-            count = sum(len(page) for page in pages)
-            self._check_empty(thread, state, count)
             provisional = changed = False
             for page in reversed(pages):  # oldest page first
                 page_drafts = [m for m in page if is_draft(m)]
@@ -831,12 +857,24 @@ class ChatClient:
                     self._in_history = False
                 changed = self._follow_drafts(thread, page_drafts, changes) or changed
             self._prune_drafted(thread)
-            if reason == "draft":
-                self._pace_drafts(thread, state, unbound_before, changed)
+            # After the pages: an interruption (reset) then follows the empty page
+            # that showed it, in a recording too.
+            self._check_empty(thread, state, sum(len(page) for page in pages))
+            # Whichever fetch saw the draft change (a quiet-timer resync often comes
+            # between two draft refreshes), the draft is still moving.
+            state.draft_changed = state.draft_changed or changed
+            if not self._shows_draft(thread):
+                self._stop_drafts(state)  # the stored message (or live text) took over
+            elif reason == "draft":
+                self._pace_drafts(thread, state, unbound_before)
             # Only the quiet timer backs off; a fetch after a turn ended, a gap or a
             # rejoin is news, and the next quiet fetch comes after resync_delay.
             state.streak = state.streak + 1 if provisional and reason == "resync" else 0
-            if provisional or state.generation != generation:
+            # A (re)join's page may have been served before the server put this
+            # socket in the room: what was stored and broadcast in between reached
+            # neither. One more fetch once the thread is quiet closes that window.
+            joined = reason in _JOIN_REASONS
+            if provisional or joined or state.generation != generation:
                 state.suspect = True
                 self._arm_resync(thread, state)
             elif not state.again:
@@ -870,6 +908,7 @@ class ChatClient:
     def _reset(self, thread: str, state: _ThreadSync, why: str) -> None:
         """The server lost the thread: say so, and close its running turns."""
         state.resets += 1
+        state.events = 0  # what the lost thread got; empty pages after it are no hint
         changes = self.reconciler.interrupt(thread)
         self._observe(changes, {}, "reset")
         self._dispatch(changes)
@@ -912,25 +951,39 @@ class ChatClient:
                 self._drafted[bubble.id] = text
         return changed
 
+    def _shows_draft(self, thread: str) -> bool:
+        """Whether a bubble of ``thread`` shows a history draft (see display_text)."""
+        return any(
+            b.id in self._drafted and b.status is Status.STREAMING for b in self.bubbles(thread)
+        )
+
+    def _stop_drafts(self, state: _ThreadSync) -> None:
+        if state.draft_timer is not None:
+            state.draft_timer.cancel()
+            state.draft_timer = None
+        state.draft_interval = 0.0
+        state.draft_changed = False
+
     def _prune_drafted(self, thread: str) -> None:
         for bubble in self.bubbles(thread):
             if bubble.id in self._drafted and bubble.status is not Status.STREAMING:
                 del self._drafted[bubble.id]
 
-    def _pace_drafts(
-        self, thread: str, state: _ThreadSync, unbound_before: int, changed: bool
-    ) -> None:
+    def _pace_drafts(self, thread: str, state: _ThreadSync, unbound_before: int) -> None:
         """After a draft refresh: another one in an interval while chunks stay unbound.
 
-        The interval is ``draft_interval`` while the drafts change, and grows (x2, up
-        to ``draft_interval_max``) while they do not (a server whose draft lags its
-        stream). It stops when no event was unbound since the refresh began: the
-        turn's stored message closed it, or its chunks bind now.
+        The interval is ``draft_interval`` while the drafts change (seen by this
+        fetch or by any fetch since the previous refresh), and grows (x2, up to
+        ``draft_interval_max``) only while they do not (a turn that went quiet, a
+        server whose draft stopped). It stops when no event was unbound since the
+        refresh began, and (in ``_sync_loop``) as soon as no bubble shows a draft:
+        the turn's stored message closed it, or its chunks bind now.
         """
-        if changed:
+        if state.draft_changed or state.draft_interval <= 0:
             state.draft_interval = self.draft_interval
         else:
             state.draft_interval = min(state.draft_interval * 2, self.draft_interval_max)
+        state.draft_changed = False
         if state.unbound > unbound_before and state.draft_timer is None:
             delay = max(state.last_fetch + state.draft_interval - time.monotonic(), 0.0)
             state.draft_timer = asyncio.get_running_loop().call_later(

@@ -13,6 +13,7 @@ notices (wrong user id?, server reset) come under it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from reconcile import Bubble, Origin, Status
 from reconcile.cli._common import bubble_details, shorten  # the notes replay shows too
 
 from ._client import ChatClient
-from .recorder import until
+from .recorder import routed_logs, until
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console, RenderableType
@@ -41,10 +42,11 @@ def _bubble_text(client: ChatClient, bubble: Bubble, limit: int | None) -> Any:
     from rich.text import Text
 
     body = client.display_text(bubble)
+    from_draft = body != bubble.text  # before cutting it to fit: a cut is no draft
     if limit is not None and len(body) > limit:
         body = "…" + body[-(limit - 1):]
     text = Text(body) if body else Text("(no text)", style="dim italic")
-    if body is not bubble.text and body != bubble.text:
+    if from_draft:
         text.append("\n(draft from history: this client joined mid-turn)", style="dim")
     details = bubble_details(bubble, 60, with_error=False)  # the error gets its own line
     if details:
@@ -84,10 +86,12 @@ def render_threads(
     parts: list[Any] = []
     for thread in threads:
         bubbles = list(client.bubbles(thread))
-        title = f"thread {thread} · {len(bubbles)} bubbles"
+        # Everything the server (or the user) named goes in as Text: a str cell is
+        # rich markup, and "[opus] ..." would lose its tag or "[/b]" raise.
+        title = Text(f"thread {thread} · {len(bubbles)} bubbles")
         resets = client.resets(thread)
         if resets:
-            title += f" · server reset ({resets}×): the server lost this thread"
+            title.append(f" · server reset ({resets}×): the server lost this thread")
         table = Table(
             title=title,
             title_justify="left",
@@ -112,11 +116,11 @@ def render_threads(
         for bubble in bubbles:
             label, style = _STATUS_STYLE.get(bubble.status, (str(bubble.status), ""))
             table.add_row(
-                bubble.id,
-                bubble.cat,
-                bubble.invocation or "-",
-                f"[{_ORIGIN_STYLE.get(bubble.origin, '')}]{bubble.origin.value}[/]",
-                f"[{style}]{label}[/]",
+                Text(bubble.id),
+                Text(bubble.cat),
+                Text(bubble.invocation or "-"),
+                Text(bubble.origin.value, style=_ORIGIN_STYLE.get(bubble.origin, "")),
+                Text(label, style=style),
                 _bubble_text(client, bubble, text_limit),
             )
         if not bubbles and not hidden:
@@ -137,14 +141,45 @@ def render_threads(
                 text = item.text if text_limit is None else shorten(item.text, text_limit)
                 activity.append(f"    {item.cat or '?'}: ", style="magenta")
                 activity.append(f"{text}")
-                activity.append(f"  [{item.reason} · line {item.line}]\n", style="dim")
+                again = f" · refused {item.refused}×" if item.refused > 1 else ""
+                activity.append(f"  [{item.reason} · line {item.line}{again}]\n", style="dim")
         if activity:
             activity.rstrip()
             parts.append(activity)
     return Group(*parts)
 
 
-def render_header(client: ChatClient) -> Any:
+def refusal_counts(client: ChatClient) -> tuple[dict[str, int], int]:
+    """Refusals by reason, without those of unplaced callbacks, and the number of
+    unplaced callbacks (one per thread and message id).
+
+    The engine refuses a turn-less callback each time it arrives, and every
+    refreshed history page brings the stored one again: one callback can be
+    refused many times. A user is shown the callback once (and how often it was
+    refused); every other refusal is one event.
+    """
+    counts: dict[str, int] = {}
+    for change in client.reconciler.rejected:
+        counts[str(change.reason)] = counts.get(str(change.reason), 0) + 1
+    unplaced = client.unplaced()
+    for item in unplaced:
+        reason = str(item.reason)
+        counts[reason] = counts.get(reason, 0) - item.refused
+        if counts[reason] <= 0:
+            del counts[reason]
+    return counts, len(unplaced)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
+
+
+def render_header(client: ChatClient, messages: Sequence[str] = ()) -> Any:
+    """The header: connection, totals, the last notices and ``messages`` (log lines).
+
+    Refusals count events, except refused callbacks, which count once each
+    (:func:`refusal_counts`).
+    """
     from rich.text import Text
 
     dot = {"connected": "green", "connecting": "yellow", "reconnecting": "yellow"}.get(
@@ -155,11 +190,11 @@ def render_header(client: ChatClient) -> Any:
     header.append(f"{client.url} as {client.user_id}  ")
     header.append("● ", style=dot)
     header.append(client.status)
-    reconciler = client.reconciler
+    counts, unplaced = refusal_counts(client)
     header.append(
         f"  ·  {client.socket_events} events, {client.history_pages_applied} history pages, "
-        f"{max(client.connects - 1, 0)} reconnects, {len(reconciler.rejected)} refused, "
-        f"{len(reconciler.gaps)} gaps",
+        f"{max(client.connects - 1, 0)} reconnects, {sum(counts.values())} refused, "
+        f"{_plural(unplaced, 'unplaced callback')}, {len(client.reconciler.gaps)} gaps",
         style="dim",
     )
     if client.last_error and client.status != "connected":
@@ -167,6 +202,8 @@ def render_header(client: ChatClient) -> Any:
     for notice in client.notices[-3:]:
         stamp = time.strftime("%H:%M:%S", time.localtime(notice.at))
         header.append(f"\n! {stamp} {notice.text}", style="bold yellow")
+    for message in list(messages)[-3:]:
+        header.append(f"\n{message}", style="yellow")
     return header
 
 
@@ -176,6 +213,7 @@ def render_screen(
     width: int | None = None,
     *,
     max_rows: int | None = None,
+    messages: Sequence[str] = (),
 ) -> RenderableType:
     """The whole watch screen: a header line, then each followed thread.
 
@@ -193,13 +231,15 @@ def render_screen(
     if width is not None:
         table_width = max(width - 3, 40)
     return Group(
-        render_header(client),
+        render_header(client, messages),
         render_threads(client, client.threads, max_rows=max_rows, text_limit=text_limit,
                        width=table_width),
     )
 
 
-def fit_screen(client: ChatClient, console: Console) -> RenderableType:
+def fit_screen(
+    client: ChatClient, console: Console, messages: Sequence[str] = ()
+) -> RenderableType:
     """The largest live frame that fits the terminal: fewer bubbles per thread (the
     newest kept) until the rendered lines fit its height. A frame taller than the
     terminal could not be erased and would leave stale lines in the scrollback."""
@@ -207,25 +247,36 @@ def fit_screen(client: ChatClient, console: Console) -> RenderableType:
     options = console.options
     frame = None
     for max_rows in (None, 12, 8, 5, 3, 2, 1):
-        frame = render_screen(client, console.height, console.width, max_rows=max_rows)
+        frame = render_screen(client, console.height, console.width, max_rows=max_rows,
+                              messages=messages)
         if len(console.render_lines(frame, options, pad=False)) <= budget:
             return frame
     return frame  # still too tall: Live crops it
 
 
 def refusal_summary(client: ChatClient) -> list[str]:
-    """Lines for an exit summary: refusals by reason, and each unplaced callback."""
-    rejected = client.reconciler.rejected
-    if not len(rejected):
+    """Lines for an exit summary: refusals by reason, and each unplaced callback once.
+
+    ``refused: 30 unbound_event; 1 unplaced callback (refused 17 times)``, then one
+    line per unplaced callback (thread, agent, first line, text).
+    """
+    if not len(client.reconciler.rejected):
         return []
-    counts: dict[str, int] = {}
-    for change in rejected:
-        counts[str(change.reason)] = counts.get(str(change.reason), 0) + 1
-    lines = ["refused: " + ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))]
-    for item in client.unplaced():
+    counts, _ = refusal_counts(client)
+    unplaced = client.unplaced()
+    parts = []
+    if counts:
+        parts.append(", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())))
+    if unplaced:
+        times = sum(item.refused for item in unplaced)
+        parts.append(f"{_plural(len(unplaced), 'unplaced callback')} "
+                     f"(refused {_plural(times, 'time')})")
+    lines = ["refused: " + "; ".join(parts)]
+    for item in unplaced:
+        again = f", refused {item.refused} times" if item.refused > 1 else ""
         lines.append(
             f"  unplaced callback in {item.thread} from {item.cat or '?'} "
-            f"(line {item.line}, {item.reason}): {shorten(item.text, 100)}"
+            f"(line {item.line}, {item.reason}{again}): {shorten(item.text, 100)}"
         )
     return lines
 
@@ -245,10 +296,21 @@ async def watch(
     times a second, after something changed and every second while a turn runs (its
     elapsed time). The final frame is printed in full when it stops. The client is
     started here and closed on return.
+
+    While the frame is up nothing else may write to the terminal (a line written
+    under it shifts it, and rich then erases the wrong lines: stale rows stay at the
+    top). The client's log records go into the frame instead (notices are shown
+    there anyway), and stray writes to stderr are printed above it by rich.
     """
     from rich.live import Live
 
+    messages: collections.deque[str] = collections.deque(maxlen=3)
     changed = asyncio.Event()
+
+    def show(line: str) -> None:
+        messages.append(f"! {time.strftime('%H:%M:%S')} {line}")
+        changed.set()
+
     client.on_event(lambda message, reason: changed.set())
     client.on_change(lambda change: changed.set())
     client.on_notice(lambda notice: changed.set())
@@ -263,11 +325,11 @@ async def watch(
         transient=True,
         vertical_overflow="crop",
         redirect_stdout=False,
-        redirect_stderr=False,
+        redirect_stderr=True,
     )
     ender = asyncio.create_task(until(stop, duration))
     try:
-        with live:
+        with routed_logs(show), live:
             while not ender.done():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(ender), interval)
@@ -279,8 +341,8 @@ async def watch(
                     changed.clear()
                     shown_status = status
                     last_draw = time.monotonic()
-                    live.update(fit_screen(client, console), refresh=True)
+                    live.update(fit_screen(client, console, messages), refresh=True)
     finally:
         ender.cancel()
         await client.close()
-    console.print(render_screen(client))
+    console.print(render_screen(client, messages=messages))
