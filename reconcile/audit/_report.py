@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from reconcile import LocalProtocolError
+
 from ._check import FIRST_LINES
 
 __all__ = [
@@ -84,13 +86,13 @@ def merge(records: Iterable[dict[str, Any]], top: int = 10) -> dict[str, Any]:
         top: how many files the ``worst`` list and the first-of lists keep.
 
     Raises:
-        ValueError: two records name the same path (a caller's mistake; the audit
-            itself checks each path once).
+        LocalProtocolError: two records name the same path (a caller's mistake; the
+            audit itself checks each path once).
     """
     records = sorted(records, key=lambda r: r["path"])
     for before, after in zip(records, records[1:]):
         if before["path"] == after["path"]:
-            raise ValueError(f"{before['path']} was checked twice")
+            raise LocalProtocolError(f"{before['path']} was checked twice")
     read = [r for r in records if r.get("error") is None]
     unreadable = [
         {"path": r["path"], "error": r["error"], "lines_read": r.get("lines_read", 0)}

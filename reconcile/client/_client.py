@@ -24,6 +24,7 @@ from reconcile import (
     BubbleUpdated,
     Change,
     Gap,
+    LocalProtocolError,
     Origin,
     Reason,
     ReconcileError,
@@ -69,6 +70,23 @@ ChangeHook = Callable[[Change], Any]
 
 class ClientClosed(ReconcileError):
     """The client was closed: it will never be ready again."""
+
+
+class ClientUsageError(LocalProtocolError, ValueError):
+    """A bad argument to the client (an URL without http://, an empty thread id...).
+    A ``ValueError`` too, as Python's own functions would raise."""
+
+
+class NotFollowed(LocalProtocolError, KeyError):
+    """A thread this client does not follow. A ``KeyError`` too."""
+
+
+class NotReady(ReconcileError, TimeoutError):
+    """``wait_ready`` ran out of time. A ``TimeoutError`` too."""
+
+
+class MissingExtra(ReconcileError, ImportError):
+    """The client's dependencies are not installed (the ``client`` extra)."""
 
 
 class NoticeKind(enum.StrEnum):
@@ -230,13 +248,13 @@ class ChatClient:
         reconciler: Reconciler | None = None,
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ValueError(f"url must start with http:// or https://, not {url!r}")
+            raise ClientUsageError(f"url must start with http:// or https://, not {url!r}")
         if not isinstance(user_id, str) or not user_id:
-            raise ValueError("user_id must be a non-empty string")
+            raise ClientUsageError("user_id must be a non-empty string")
         if history_limit < 1:
-            raise ValueError("history_limit must be at least 1")
+            raise ClientUsageError("history_limit must be at least 1")
         if queue_size < 1:
-            raise ValueError("queue_size must be at least 1")
+            raise ClientUsageError("queue_size must be at least 1")
         self.url = url.rstrip("/")
         self.user_id = user_id
         self.history_limit = history_limit
@@ -307,7 +325,7 @@ class ChatClient:
         try:
             import socketio  # noqa: F401  (fail here, not in the background task)
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
+            raise MissingExtra(
                 "the chat client needs python-socketio: pip install 'reconcile-chat[client]'"
             ) from exc
         self._session = aiohttp.ClientSession()
@@ -510,7 +528,7 @@ class ChatClient:
         otherwise the thread is joined on the next connection.
         """
         if not isinstance(thread, str) or not thread:
-            raise ValueError("a thread id is a non-empty string")
+            raise ClientUsageError("a thread id is a non-empty string")
         if thread in self._followed:
             return
         state = self._followed[thread] = _ThreadSync()
@@ -535,7 +553,7 @@ class ChatClient:
     async def sync(self, thread: str, reason: str = "manual") -> None:
         """Fetch and apply the thread's history now (coalesced with one in flight)."""
         if thread not in self._followed:
-            raise KeyError(f"thread {thread!r} is not followed")
+            raise NotFollowed(f"thread {thread!r} is not followed")
         self._request_sync(thread, reason)
         task = self._followed[thread].task
         if task is not None:
@@ -562,7 +580,7 @@ class ChatClient:
         if self._closed:
             raise ClientClosed("the client was closed before it was ready")
         if not done:
-            raise TimeoutError(f"not ready within {timeout} s")
+            raise NotReady(f"not ready within {timeout} s")
 
     def is_idle(self, quiet: float = 0.3) -> bool:
         """Connected, nothing fetched or suspect, and no event for ``quiet`` seconds."""

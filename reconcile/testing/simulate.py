@@ -48,6 +48,8 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from reconcile import LocalProtocolError
+
 __all__ = ["Shape", "generate", "iter_lines", "expected", "census", "AGENTS", "FEATURES",
            "WINDOW_TURNS"]
 
@@ -100,6 +102,10 @@ FEATURES = (
 )
 
 
+class ShapeError(LocalProtocolError, ValueError):
+    """An option of :class:`Shape` is out of range (a ``ValueError`` too)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Shape:
     """What to generate. Rates are probabilities in [0, 1]; defaults look like a busy
@@ -123,27 +129,28 @@ class Shape:
     id_prefix: str = ""  # prepended to parent, turn and message ids
 
     def check(self) -> None:
-        """Raise ``ValueError`` naming the first option out of range."""
+        """Raise :class:`ShapeError` (a ``ValueError``) naming the first option out of
+        range."""
         if self.turns < 0:
-            raise ValueError("turns must be >= 0")
+            raise ShapeError("turns must be >= 0")
         if self.threads < 1:
-            raise ValueError("threads must be >= 1")
+            raise ShapeError("threads must be >= 1")
         if self.agents < 1:
-            raise ValueError("agents must be >= 1")
+            raise ShapeError("agents must be >= 1")
         if not (self.chunks >= 1.0 and math.isfinite(self.chunks)):
-            raise ValueError("chunks (the mean per turn) must be >= 1")
+            raise ShapeError("chunks (the mean per turn) must be >= 1")
         for name in (
             "parallel", "callbacks", "late", "seq", "dual_ids", "loss", "redeliver",
             "history", "faults",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+                raise ShapeError(f"{name} must be between 0 and 1, got {value}")
         if self.thread_ids is not None:
             if len(self.thread_ids) != self.threads:
-                raise ValueError("thread_ids must name exactly `threads` threads")
+                raise ShapeError("thread_ids must name exactly `threads` threads")
             if len(set(self.thread_ids)) != len(self.thread_ids):
-                raise ValueError("thread_ids must be distinct")
+                raise ShapeError("thread_ids must be distinct")
 
 
 # --------------------------------------------------------------------------- text
