@@ -247,6 +247,10 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         except _JSONDecodeError:
             if is_blank(line):
                 return None
+            if line[-1:] == b"\n" or line[-1:] == "\n":
+                # The line's own terminator: drop it so a refusal words the position
+                # on the line as the file shows it ("line 1 column 6", not "line 2").
+                line = line[:-1]
             try:
                 # Words the error, or decodes exactly what orjson cannot (a number
                 # beyond a double).
