@@ -38,6 +38,7 @@ from ._turns import TurnEnd
 from ._invariants import check
 from ._views import LogView, Stats, ThreadBubbles
 from ._core import Sink
+from ._thread import ThreadState
 from ._wire import WireError, decode_json, is_blank, needs_exact
 
 _loads = orjson.loads
@@ -237,9 +238,11 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
     def _take_line(self, line: bytes | str, changes: Sink) -> Any:
         """Section 1 for one line: count it, decode it, dispatch it.
 
-        Returns the decoded message (``None`` for a blank or malformed line), for
-        ``check_lines``, which watches the same events. The decode is orjson's alone:
-        the scan for big integers runs only where a handler needs exact values.
+        Returns, for ``check_lines``, which watches the same events: the thread's
+        state when the line was an ``agent_message`` that names its turn and took the
+        fast path (see :meth:`_agent_message`), else the decoded message (``None`` for
+        a blank or malformed line). The decode is orjson's alone: the scan for big
+        integers runs only where a handler needs exact values.
         """
         self._line += 1
         try:
@@ -261,18 +264,18 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 return None
             self._dispatch(message, self._line, changes, None)
             return message
-        self._dispatch(message, self._line, changes, line)
-        return message
+        return self._dispatch(message, self._line, changes, line) or message
 
     def _dispatch(
         self, message: Any, line: int, changes: Sink, raw: bytes | str | None
-    ) -> None:
+    ) -> ThreadState | None:
         """Section 1's shape check, then section 2 or 7 by event name.
 
         ``raw`` is the line ``message`` was decoded from by orjson alone (it may hold a
         float for an integer beyond 64 bits), or ``None`` when ``message`` is exact.
         The usual events (decoded JSON: exact dicts) are answered here; the rest go
-        to :meth:`_dispatch_slowly`.
+        to :meth:`_dispatch_slowly`. Returns what :meth:`_agent_message` returns (a
+        thread for ``check_lines``), else ``None``.
         """
         if message.__class__ is dict:
             data = message.get("data")
@@ -280,13 +283,13 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 name = message.get("event")
                 if name == "agent_message":
                     self._events += 1
-                    self._agent_message(data, line, changes, raw)
-                    return
+                    return self._agent_message(data, line, changes, raw)
                 if name.__class__ is str and name != "history":
                     self._events += 1
                     self._ignored += 1
-                    return
+                    return None
         self._dispatch_slowly(message, line, changes, raw)
+        return None
 
     def _dispatch_slowly(
         self, message: Any, line: int, changes: Sink, raw: bytes | str | None
