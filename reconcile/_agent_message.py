@@ -334,15 +334,18 @@ class AgentMessageHandlers(CallbackPlacement):
         The turn's table says whether the chunk is appended, superseded (a callback
         already replaced the turn) or refused (the turn closed without a callback).
         """
-        turn = self._bind(thread, turn_id, parent, cat)
+        # Section 3 binding rule 1 (a known turn named outright) inline, as in _bind.
+        turn = thread.turns.get(turn_id) if turn_id else None
         if turn is None:
-            self._unbound(thread, line, "stream text", cat, changes)
-            return
+            turn = self._bind(thread, turn_id, parent, cat)
+            if turn is None:
+                self._unbound(thread, line, "stream text", cat, changes)
+                return
         bubble = turn.primary
         if turn.state is _RUNNING and bubble is not None:
             # The table's row for this case (asserted at import): append, nothing else.
             if chunk:  # an empty chunk changes nothing, so it reports nothing
-                bubble.append(chunk)
+                bubble._parts.append(chunk)  # Bubble.append, inline
                 if changes is not None:
                     changes.append(BubbleUpdated(bubble, _APPENDED, line, chunk))
             return

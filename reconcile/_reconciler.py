@@ -87,9 +87,16 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         This is how a socket client embeds the engine: pass what the socket library
         decoded. Anything that is not such a dict is refused as ``malformed_line``.
         """
-        self._line += 1
+        line = self._line = self._line + 1
         changes: list[Change] = []
-        self._dispatch(message, self._line, changes, None)
+        # The usual event, as in _dispatch (one Python call less per event).
+        if message.__class__ is dict:
+            data = message.get("data")
+            if data.__class__ is dict and message.get("event") == "agent_message":
+                self._events += 1
+                self._agent_message(data, line, changes, None)
+                return tuple(changes)
+        self._dispatch(message, line, changes, None)
         return tuple(changes)
 
     def receive(self, event: AgentMessage | History | OtherEvent) -> tuple[Change, ...]:
