@@ -283,10 +283,12 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
         if name == "agent_message":
             live.add(thread)
             kind = data.get("type")
+            turn = data.get("turnInvocationId")
+            named = isinstance(turn, str) and turn != ""  # is_id, inline (every event)
             if kind == "text" and data.get("origin") == "callback":
-                if not is_id(data.get("turnInvocationId")) and not is_id(data.get("invocationId")):
+                if not named and not is_id(data.get("invocationId")):
                     live_callback(line, Reason.CALLBACK_WITHOUT_INVOCATION in new)
-            elif not is_id(data.get("turnInvocationId")) and (
+            elif not named and (
                 kind in _STREAM_TYPES or (kind == "system_info" and _binds(data))
             ):
                 stream_event(line, Reason.UNBOUND_EVENT in new)
