@@ -22,6 +22,11 @@ beside each ratio for people; it is noisy, the instruction ratio is the figure.
 
     python -m benchmarks.bench_instructions            # realistic trace, 20,000 lines
     python -m benchmarks.bench_instructions --lines 5000 --trace FILE.jsonl
+    python -m benchmarks.bench_instructions --flat      # 10^4 against 10^5 lines
+
+``--flat`` measures flatness instead: ``check`` per line, ``(I(N lines) - I(1 line))
+/ N``, on the first 10^4 and the first 10^5 lines of one trace (10^6 lines under
+cachegrind would take hours here; CPU time at 10^6 is in benchmarks/README.md).
 
 The realistic trace is the simulator's, with the ``metadata`` object a real
 clowder-ai server puts on every stream event (lines of about 300-350 bytes). Pass
@@ -150,14 +155,45 @@ def cpu_seconds(argv: list[str]) -> float:
         return float("nan")
 
 
+def flatness(sizes: tuple[int, ...], source: Path | None) -> list[tuple[int, float]]:
+    """``check`` instructions per line on the first ``n`` lines of one trace, for
+    each ``n`` in ``sizes``: ``(I(n lines) - I(1 line)) / n`` (start-up cancelled)."""
+    check = [sys.executable, "-m", "reconcile", "check"]
+    with tempfile.TemporaryDirectory() as tmp:
+        full = Path(tmp, "full.jsonl")
+        realistic_trace(max(sizes), full, source)
+        lines = full.read_bytes().splitlines(keepends=True)
+        one = Path(tmp, "1.jsonl")
+        one.write_bytes(lines[0])
+        start, _ = instructions([*check, str(one)])
+        out = []
+        for n in sizes:
+            part = Path(tmp, f"{n}.jsonl")
+            part.write_bytes(b"".join(lines[:n]))
+            total, _ = instructions([*check, str(part)])
+            out.append((n, (total - start) / n))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=20_000, help="N (the runs use N and 2N)")
     parser.add_argument("--trace", type=Path, help="measure this capture (repeated) instead")
+    parser.add_argument("--flat", action="store_true",
+                        help="check per line at 10^4 and 10^5 lines (about 10 minutes)")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
+    if args.flat:
+        rows = flatness((10**4, 10**5), args.trace)
+        print(f"trace: {'capture ' + str(args.trace) if args.trace else 'simulator + metadata'}"
+              f"; check per line = (I(N lines) - I(1 line)) / N; PYTHONHASHSEED=0")
+        print("| lines | instructions per line | / at 10^4 |")
+        print("|---:|---:|---:|")
+        for n, per_line in rows:
+            print(f"| {n:,} | {per_line:,.0f} | {per_line / rows[0][1]:.3f}x |")
+        return 0
     py = sys.executable
     n = args.lines
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,7 +8,11 @@ alternate within each repetition. The speed-up reported is peer time / engine ti
 at 10^4 bubbles, per repetition. See peers.py for what each peer does and
 ``agreement`` for the check that they show the same texts as the engine.
 
-    python -m benchmarks.bench_peers
+Run as a script, it also prints the curves: the median ratio peer / engine at 10^3,
+10^4 and 10^5 bubbles for each peer (LangGraph at 10^5 on fewer events, see
+:data:`LANGGRAPH_LARGE`).
+
+    python -m benchmarks.bench_peers [--repeat 5]
 """
 
 from __future__ import annotations
@@ -108,7 +112,40 @@ def run(
     return figures, {f"peers_{k}": v for k, v in series.items()} | {"agreement": agree}
 
 
+def curves(figures: list[Figure]) -> str:
+    """A Markdown table: the median speed-up (peer time / engine time) by size."""
+    rows = {}
+    for figure in figures:
+        by_size = (figure.extra or {}).get("by_size")
+        if figure.key.startswith("speedup_") and by_size:
+            rows[figure.key.removeprefix("speedup_")] = by_size
+    head = "| peer | " + " | ".join(f"{n:,} bubbles" for n in SIZES) + " |"
+    lines = [head, "|---|" + "---:|" * len(SIZES)]
+    for name, by_size in rows.items():
+        cells = []
+        for n in SIZES:
+            ratios = by_size.get(n)
+            if not ratios:
+                cells.append("-")
+                continue
+            cell = f"{statistics.median(ratios):,.0f}x"
+            if name == "langgraph" and n > LANGGRAPH_FULL_UP_TO:
+                cell += f" ({len(ratios)} reps, first {LANGGRAPH_LARGE[1]} events)"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
+    import argparse
+
     from ._harness import table
 
-    print(table(run()[0]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=REPEAT, help="repetitions per size")
+    options = parser.parse_args()
+    result = run(repeat=options.repeat)[0]
+    print(table(result))
+    print()
+    print("Speed-up of the engine (peer time / engine time per event, median):")
+    print(curves(result))

@@ -68,7 +68,7 @@ class AgentMessageHandlers(CallbackPlacement):
 
     def _agent_message(
         self, data: dict[str, Any], line: int, changes: Sink, raw: bytes | str | None
-    ) -> None:
+    ) -> ThreadState | None:
         """Section 2, steps 1 to 7, for one ``agent_message`` payload: the path of
         every event whose fields are all of exactly the right type.
 
@@ -76,6 +76,11 @@ class AgentMessageHandlers(CallbackPlacement):
         bits came back as a float), or ``None`` when ``data`` is exact (a decoded
         message from an in-process caller: then it may hold integers no line could
         bring, see ``check_decoded_integers``). Anything else goes to the general path.
+
+        Returns the event's thread when this path applied the event whole and it names
+        its turn (a non-empty ``turnInvocationId``), else ``None``. ``check_lines``
+        reads it: such an event (when it was not refused) breaks no rule of section 10,
+        so the checker only counts it and reads none of its fields again.
         """
         get = data.get
         kind = get("type")
@@ -86,7 +91,7 @@ class AgentMessageHandlers(CallbackPlacement):
             # Step 2: unknown types are ignored, for forward compatibility.
             if kind not in KNOWN_TYPES:
                 self._ignored += 1
-                return
+                return None
             # Step 3: field types, each field read once. On a line a float never
             # passes ``__class__ is int``: it goes the general way, which decodes the
             # line again exactly (a 20-digit timestamp is an integer).
@@ -143,7 +148,7 @@ class AgentMessageHandlers(CallbackPlacement):
                                 self._duplicates += 1
                                 if changes is not None:
                                     changes.append(Duplicate(line, thread_id, seq))
-                                return
+                                return None
                             if seq > last[1] + 1:
                                 gap = Gap(thread_id, last[1], seq, line)
                                 self._gaps.append(gap)
@@ -170,8 +175,9 @@ class AgentMessageHandlers(CallbackPlacement):
                         self._apply_other(
                             thread, data, kind, cat, ts, line, changes, content, turn_id, parent
                         )
-                    return
+                    return thread if turn_id else None
         self._agent_message_slowly(data, line, changes, raw)
+        return None
 
     def _agent_message_slowly(
         self, data: dict[str, Any], line: int, changes: Sink, raw: bytes | str | None
@@ -328,15 +334,18 @@ class AgentMessageHandlers(CallbackPlacement):
         The turn's table says whether the chunk is appended, superseded (a callback
         already replaced the turn) or refused (the turn closed without a callback).
         """
-        turn = self._bind(thread, turn_id, parent, cat)
+        # Section 3 binding rule 1 (a known turn named outright) inline, as in _bind.
+        turn = thread.turns.get(turn_id) if turn_id else None
         if turn is None:
-            self._unbound(thread, line, "stream text", cat, changes)
-            return
+            turn = self._bind(thread, turn_id, parent, cat)
+            if turn is None:
+                self._unbound(thread, line, "stream text", cat, changes)
+                return
         bubble = turn.primary
         if turn.state is _RUNNING and bubble is not None:
             # The table's row for this case (asserted at import): append, nothing else.
             if chunk:  # an empty chunk changes nothing, so it reports nothing
-                bubble.append(chunk)
+                bubble._parts.append(chunk)  # Bubble.append, inline
                 if changes is not None:
                     changes.append(BubbleUpdated(bubble, _APPENDED, line, chunk))
             return

@@ -40,6 +40,7 @@ import attrs
 from ._bubbles import Gap, Rejected
 from ._errors import Reason
 from ._reconciler import Reconciler
+from ._thread import ThreadState
 from ._wire import decode_json, is_blank, is_id
 
 __all__ = ["check_lines", "CheckReport", "RuleReport", "ThreadCounts", "RULES", "FIRST_LINES"]
@@ -240,17 +241,33 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
     stream_event = findings["stream_without_turn_id"].add
     draft = findings["draft_without_parent"].add
     empty_history = findings["empty_history"].add
-    events: dict[str, int] = {}  # thread -> events (live or history)
-    live: set[str] = set()  # threads that had live agent_message events
+    # thread -> events (live or history) this loop counted; the events the engine's
+    # fast path hands back are counted on their thread's state (``checked``) instead.
+    events: dict[str, int] = {}
+    live: set[str] = set()  # threads that had live agent_message events (besides those)
     rejected = engine._rejected  # the engine's own log (read only)
+    threads = engine._threads
     take = engine._take_line
     for raw in lines:
         if raw.__class__ is not bytes and not isinstance(raw, (bytes, str, bytearray)):
             engine.receive_line(raw)  # raises the public API's LocalTypeError
         before = len(rejected)
         # The engine's batch path: no change objects. It hands back the decoded
-        # message, so each line is decoded once for the engine and this observer.
+        # message, so each line is decoded once for the engine and this observer; or,
+        # for an agent_message it took whole on its fast path and that names its turn,
+        # the thread's state: such an event breaks no rule (rules 1 and 3 need a
+        # missing turnInvocationId), so it is only counted (unless a handler refused
+        # it as malformed, as the general case below).
         message = take(raw, None)
+        if message.__class__ is ThreadState:
+            if len(rejected) == before or not any(
+                r.reason in _MALFORMED for r in rejected[before:]
+            ):
+                n = message.checked
+                if not n and message.id not in events:
+                    events[message.id] = 0  # the report lists threads in first-seen order
+                message.checked = n + 1
+            continue
         line = engine._line
         new = [r.reason for r in rejected[before:]] if len(rejected) > before else ()
         if message.__class__ is not dict:
@@ -266,10 +283,12 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
         if name == "agent_message":
             live.add(thread)
             kind = data.get("type")
+            turn = data.get("turnInvocationId")
+            named = isinstance(turn, str) and turn != ""  # is_id, inline (every event)
             if kind == "text" and data.get("origin") == "callback":
-                if not is_id(data.get("turnInvocationId")) and not is_id(data.get("invocationId")):
+                if not named and not is_id(data.get("invocationId")):
                     live_callback(line, Reason.CALLBACK_WITHOUT_INVOCATION in new)
-            elif not is_id(data.get("turnInvocationId")) and (
+            elif not named and (
                 kind in _STREAM_TYPES or (kind == "system_info" and _binds(data))
             ):
                 stream_event(line, Reason.UNBOUND_EVENT in new)
@@ -277,7 +296,9 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             messages = data.get("messages")
             if messages.__class__ is not list:
                 continue
-            if not messages and thread in live:
+            if not messages and (
+                thread in live or ((state := threads.get(thread)) is not None and state.checked)
+            ):
                 empty_history(line, False)
             refusals = sum(reason is Reason.CALLBACK_WITHOUT_INVOCATION for reason in new)
             for stored in messages:
@@ -292,7 +313,10 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
         for key, (rule, title) in RULES.items()
         if (f := findings[key]).count
     )
-    counts: dict[str, list[int]] = {h: [n, 0, 0, 0] for h, n in events.items()}
+    counts: dict[str, list[int]] = {
+        h: [n + (state.checked if (state := threads.get(h)) is not None else 0), 0, 0, 0]
+        for h, n in events.items()
+    }
     for h in engine.threads:
         counts.setdefault(h, [0, 0, 0, 0])[1] = len(engine.bubbles(h))
     reasons: dict[str, int] = {}

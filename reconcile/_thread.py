@@ -45,6 +45,7 @@ class ThreadState:
         "stored",
         "held_blocks",
         "running",
+        "checked",
     )
 
     def __init__(self, thread_id: str) -> None:
@@ -66,6 +67,9 @@ class ThreadState:
         # Running turns in opening order (a dict keeps insertion order): turn id ->
         # (agent, since, line). Plain tuples: a RunningTurn is made only when read.
         self.running: dict[str, tuple[str, int, int]] = {}
+        # Events of this thread that ``check_lines`` counted from the engine's fast
+        # path (see ``_agent_message``'s return value); the engine never reads it.
+        self.checked = 0
 
     def turn(self, turn_id: str) -> Turn:
         """The turn with this id, made (open, no bubble) on first mention: a callback

@@ -324,3 +324,90 @@ def test_check_still_reads_a_thinking_payload_written_with_escapes() -> None:
                                 "invocationId": "P", "content": payload})]
     (rule,) = [r for r in check_lines(lines).rules if r.key == "stream_without_turn_id"]
     assert rule.count == 1
+
+
+# ---------------------------------------------------------------- check's observer
+
+
+def recount(lines: list[bytes]) -> dict[str, int]:
+    """Events per thread as section 10's observer counts them, written out plainly:
+    every event with an object ``data`` and a string ``threadId`` whose line was not
+    refused as malformed."""
+    engine = Reconciler()
+    counts: dict[str, int] = {}
+    for raw in lines:
+        before = len(engine.rejected)
+        engine.receive_line(raw)
+        reasons = {r.reason.value for r in list(engine.rejected)[before:]}
+        if reasons & {"malformed_line", "malformed_event"}:
+            continue
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            continue
+        data = message.get("data") if isinstance(message, dict) else None
+        if isinstance(data, dict) and isinstance(data.get("threadId"), str):
+            counts[data["threadId"]] = counts.get(data["threadId"], 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("shape", range(len(SHAPES)))
+def test_check_counts_every_event_of_a_thread_once(shape: int) -> None:
+    for seed in range(20):
+        lines = [line.encode() for line in generate(seed, SHAPES[shape])]
+        report = check_lines(lines)
+        counted = {h: c.events for h, c in report.threads.items() if c.events}
+        assert counted == recount(lines), seed
+        # The report lists threads in the order their first counted event came.
+        assert list(counted) == list(recount(lines)), seed
+
+
+def test_a_refused_bound_chunk_is_still_counted_for_its_thread() -> None:
+    lines = [
+        ANNOUNCE,
+        line_of({"type": "text", "threadId": "t", "catId": "opus", "content": "a",
+                 "turnInvocationId": "T"}),
+        line_of({"type": "done", "threadId": "t", "catId": "opus", "turnInvocationId": "T"}),
+        line_of({"type": "text", "threadId": "t", "catId": "opus", "content": "late",
+                 "turnInvocationId": "T"}),
+    ]
+    report = check_lines(lines)
+    assert [r.reason.value for r in report.rejected] == ["stream_after_done"]
+    assert report.threads["t"].events == 4
+    assert report.rules == ()
+
+
+def test_an_empty_history_after_bound_events_only_is_still_reported() -> None:
+    chunk = line_of({"type": "text", "threadId": "t", "catId": "opus", "content": "a",
+                     "turnInvocationId": "T"})
+    empty = line_of({"threadId": "t", "messages": []}, event="history")
+    (rule,) = check_lines([chunk, empty]).rules
+    assert rule.key == "empty_history" and rule.lines == (2,)
+
+
+def test_lines_with_and_without_their_newline_give_the_same_report() -> None:
+    lines = [line.encode() for line in generate(2, Shape(turns=40, faults=0.1))]
+    lines += [b"", b"   \r", b'{"event": "agent_message", "data": {"type": "te', b"[1, 2"]
+    bare = check_lines(lines)
+    terminated = check_lines([line + b"\n" for line in lines])
+    assert terminated.to_dict() == bare.to_dict()
+    assert any("line 1 column" in r.detail for r in terminated.rejected)
+
+
+def test_a_malformed_line_read_from_a_file_words_its_position_on_that_line() -> None:
+    engine = Reconciler()
+    engine.feed([b'{"event": "agent_message", "data": \n', "[1,\n"])
+    details = [r.detail for r in engine.rejected]
+    assert len(details) == 2
+    assert all("line 1 column" in d for d in details), details
+
+
+def test_check_reads_a_trace_file_as_it_is_on_disk(tmp_path: Path) -> None:
+    lines = [line.encode() for line in generate(3, Shape(turns=30, faults=0.1))]
+    trace = tmp_path / "t.jsonl"
+    trace.write_bytes(b"\n".join(lines) + b"\n\n")  # a blank line at the end
+    out = io.StringIO()
+    main(["check", "--json", str(trace)], out)
+    assert json.loads(out.getvalue()) == json.loads(
+        json.dumps(check_lines(lines + [b""]).to_dict())
+    )

@@ -45,10 +45,14 @@ def open_trace(path: str) -> IO[bytes]:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def iter_lines(stream: IO[bytes]) -> Iterator[bytes]:
-    """Lines split on ``\\n`` only (binary mode), each without its newline."""
-    for line in stream:
-        yield line[:-1] if line.endswith(b"\n") else line
+def iter_lines(stream: IO[bytes]) -> Iterable[bytes]:
+    """Lines split on ``\\n`` only (binary mode), each with its newline as read.
+
+    The engine takes a trailing ``\\n`` as the line's terminator (blank lines,
+    line numbers and refusal wording are the same with or without it), so the
+    lines are not copied to drop it.
+    """
+    return stream
 
 
 def _with_progress(lines: Iterable[bytes]) -> Iterator[bytes]:
