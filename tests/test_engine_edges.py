@@ -167,3 +167,22 @@ def test_a_bubble_prints_its_text_cut_at_forty_characters():
     assert repr(bubble).endswith(f"stream streaming {'x' * 40!r}>")
     r.receive_message(chunk("y"))
     assert repr(bubble).endswith(f"stream streaming {'x' * 37 + '...'!r}>")
+
+
+# ---------------------------------------------------------------- dict subclasses
+
+
+class _Dict(dict):
+    """A dict subclass, as an in-process caller might pass (it takes the careful path)."""
+
+
+def test_a_dict_subclass_event_is_read_like_a_dict_with_the_same_checks():
+    r = Reconciler()
+    r.receive_message(announce("T1"))
+    changes = r.receive_message(_Dict(event="agent_message", data=_Dict(chunk("hi"))["data"]))
+    assert [c.line for c in changes] == [2]
+    assert [b.text for b in r.bubbles("t1")] == ["hi"]
+    (refusal,) = r.receive_message(_Dict(event="agent_message", data=_Dict(
+        chunk("x", seq=10**4300)["data"])))
+    assert refusal.line == 3 and refusal.reason is Reason.MALFORMED_EVENT
+    assert refusal.detail.startswith("seq is an integer of more than 4300 digits")

@@ -204,3 +204,60 @@ def test_a_huge_integer_with_good_surrogate_pairs_is_accepted():
     changes = r.receive_line(text)
     assert not any(isinstance(c, Rejected) for c in changes)
     assert [b.text for b in r.bubbles("t1")] == ["\U0001F600"]
+
+
+# ---------------------------------------------------------------- what a bad line is called
+
+
+@pytest.mark.parametrize("line,detail", [
+    (b"\xef\xbb\xbf{}", "the line starts with a UTF-8 byte-order mark (BOM); strict JSON has none"),
+    ("\ufeff{}", "the line starts with a UTF-8 byte-order mark (BOM); strict JSON has none"),
+    (b'{"a": "\xff"}', "the line is not valid UTF-8"),
+    (b'[1e400, "\xff"]', "the line is not valid UTF-8"),
+])
+def test_a_bom_and_bad_utf8_are_named_plainly(line, detail):
+    refusal = _refusal(Reconciler().receive_line(line))
+    assert refusal.reason is Reason.MALFORMED_LINE
+    assert refusal.detail == f"not strict JSON: {detail}"
+
+
+@pytest.mark.parametrize("line", [b"{]", "{]", b"XX"])
+def test_other_bad_json_keeps_the_decoders_words(line):
+    refusal = _refusal(Reconciler().receive_line(line))
+    assert refusal.detail.startswith("not strict JSON: ")
+    assert "BOM" not in refusal.detail and "UTF-8" not in refusal.detail
+
+
+# ---------------------------------------------------------------- every type checks its fields
+
+
+@pytest.mark.parametrize("kind", ["done", "tool_use", "error", "a2a_handoff"])
+@pytest.mark.parametrize("field", ["content", "invocationId", "turnInvocationId", "messageId",
+                                   "error", "toolName"])
+def test_a_string_field_of_the_wrong_type_is_refused_on_every_type(kind, field):
+    refusal = _refusal(Reconciler().receive_message(msg(kind, **{field: 5})))
+    assert refusal.reason is Reason.MALFORMED_EVENT
+    assert refusal.detail == f"{field} must be a string, got the number 5"
+
+
+# ---------------------------------------------------------------- system_info payloads
+
+
+def test_an_announcement_whose_content_is_a_str_subclass_still_announces():
+    content = _Text(json.dumps({"type": "invocation_created", "invocationId": "T1"}))
+    r = Reconciler()
+    r.receive_message(msg("system_info", content=content, invocationId="P1"))
+    assert r.open_turn("t1", "opus") == "T1"
+
+
+# ---------------------------------------------------------------- seq epochs
+
+
+def test_epochs_that_differ_only_where_a_comma_goes_are_different():
+    r = Reconciler()
+    for epoch, seq in (([1, 23], 5), ([12, 3], 1), ({"a": [1, 23]}, 9), ({"a": [12, 3]}, 2)):
+        changes = r.receive_message(msg("text", content="x", turnInvocationId="T1",
+                                        seq=seq, seqEpoch=epoch))
+        assert not any(isinstance(c, Rejected) for c in changes)
+        assert [c.__class__.__name__ for c in changes if c.__class__.__name__ in (
+            "Duplicate", "Gap")] == []
