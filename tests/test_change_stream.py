@@ -27,7 +27,8 @@ EXPLICIT = {"extra": {"isExplicitPost": True}}
 
 
 def _system(payload, **kw):
-    return msg("system_info", content=json.dumps(payload), **kw)
+    content = payload if isinstance(payload, str) else json.dumps(payload)
+    return msg("system_info", content=content, **kw)
 
 
 def _history(*messages, thread="t1"):
@@ -65,8 +66,10 @@ EVERY_HANDLER = [
     msg("error", error="lost", cat="sonnet"),
     callback("final", "T9", "m9", timestamp=40),
     _history(
-        _stored("s1", "plain stored"),
+        _stored("s1", "plain stored", catId="sonnet"),
         _stored("s1b", "stored again"),
+        {"id": "s3", "catId": "opus"},
+        _stored("draft-X", "x draft"),
         _stored("draft-T5", "draft text", extra={"stream": {"parentInvocationId": "P5"}}),
         _stored("s2", "final text", extra={"stream": {"invocationId": "T5"}}),
         _stored("m1", "Hello, stored", origin="callback"),
@@ -74,7 +77,8 @@ EVERY_HANDLER = [
         _stored("c8", "orphan", origin="callback"),
         _stored("s6", "turn six", extra={"stream": {"invocationId": "T6"}}),
     ),
-    _history(_stored("s1", "plain stored, edited"), _stored("s2", "final text, edited"),
+    _history(_stored("s1", "plain stored, edited", catId="sonnet"),
+             _stored("s2", "final text, edited", extra={"stream": {"invocationId": "T5"}}),
              _stored("draft-T5", "older draft")),
     chunk("more", turnInvocationId="T6"),
 ]
@@ -163,3 +167,33 @@ def test_typed_events_count_one_line_each_and_keep_huge_numbers_out():
                                        timestamp=-huge))
     assert refusal.line == 4 and refusal.detail.startswith(
         "timestamp is an integer of more than 4300 digits")
+
+
+def test_the_every_handler_trace_ends_in_these_bubbles():
+    # (agent, turn, origin, status, text, message id, thinking, tools, blocks, error)
+    r = Reconciler()
+    for e in EVERY_HANDLER:
+        r.receive_message(e)
+    r._check()
+    assert [(b.cat, b.invocation, b.origin.value, b.status.value, b.text, b.message_id,
+             b.thinking, len(b.tools), b.blocks, b.error) for b in r.bubbles("t1")] == [
+        ("opus", "T1", "callback", "done", "Hello, stored", "m1", "hm", 2, ("k1",), None),
+        ("opus", "T1", "callback", "done", "log line, fixed", "m8", "", 0, (), None),
+        ("opus", None, "system", "done", "the build is green", None, "", 0, (), None),
+        ("opus", None, "system", "done", "over to sonnet", None, "", 0, (), None),
+        ("opus", "T2", "stream", "error", "", None, "", 1, (), "boom"),
+        ("opus", "T3", "stream", "streaming", "", None, "again", 0, (), None),
+        ("opus", "T4", "stream", "streaming", "", None, "", 0, ("k3",), None),
+        ("sonnet", None, "system", "error", "", None, "", 0, (), "lost"),
+        ("opus", "T9", "callback", "done", "final", "m9", "", 0, ("k2",), None),
+        ("sonnet", None, "stream", "done", "plain stored, edited", None, "", 0, (), None),
+        ("opus", None, "stream", "done", "stored again", None, "", 0, (), None),
+        ("opus", None, "stream", "done", "", None, "", 0, (), None),
+        ("opus", "X", "stream", "streaming", "x draft", None, "", 0, (), None),
+        ("opus", "T5", "stream", "done", "final text, edited", None, "", 0, (), None),
+        ("opus", "T7", "callback", "done", "stored cb", "c7", "", 0, (), None),
+        ("opus", "T6", "stream", "done", "turn six", None, "", 0, (), None),
+    ]
+    assert [(t.turn, t.cat, t.since) for t in r.running_turns("t1")] == [
+        ("T3", "opus", 30), ("T4", "opus", 30), ("X", "opus", 40)]
+    assert r.stats.superseded == 1

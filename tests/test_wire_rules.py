@@ -261,3 +261,24 @@ def test_epochs_that_differ_only_where_a_comma_goes_are_different():
         assert not any(isinstance(c, Rejected) for c in changes)
         assert [c.__class__.__name__ for c in changes if c.__class__.__name__ in (
             "Duplicate", "Gap")] == []
+
+
+def _epoch_changes(r, epoch, seq):
+    changes = r.receive_message(msg("text", content="x", turnInvocationId="T1", seq=seq,
+                                    seqEpoch=epoch))
+    assert not any(isinstance(c, Rejected) for c in changes)
+    return [c.__class__.__name__ for c in changes if c.__class__.__name__ in ("Duplicate", "Gap")]
+
+
+def test_object_epochs_differ_by_their_keys_and_not_by_key_order():
+    r = Reconciler()
+    assert _epoch_changes(r, {"a": 1}, 5) == []
+    assert _epoch_changes(r, {"b": 1}, 1) == []  # another key: another epoch
+    assert _epoch_changes(r, {"a": 1, "b": 1}, 7) == []
+    assert _epoch_changes(r, {"b": 1, "a": 1}, 7) == ["Duplicate"]  # same members
+
+
+def test_an_in_process_epoch_with_keys_of_mixed_types_never_raises():
+    r = Reconciler()
+    assert _epoch_changes(r, {1: "a", "b": 2}, 5) == []
+    assert _epoch_changes(r, {"b": 2, 1: "a"}, 5) == ["Duplicate"]
