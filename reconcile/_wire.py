@@ -123,6 +123,8 @@ def _decode_stdlib(text: str) -> Any:
         raise WireError(str(exc)) from None
     except RecursionError:
         raise WireError("nested too deeply") from None
+    except WireError:
+        raise  # NaN or Infinity (``_reject_constant``): already worded
     except ValueError:
         # Python refuses to convert a decimal integer of more than 4,300 digits
         # (sys.int_max_str_digits, a guard against quadratic-time parsing) and the
