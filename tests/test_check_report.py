@@ -64,12 +64,13 @@ def test_a_live_callback_naming_its_turn_either_way_keeps_rule_1():
     assert report.rules == ()
 
 
-def test_a_malformed_event_does_not_stop_the_rule_checks():
+def test_a_malformed_or_threadless_event_does_not_stop_the_rule_checks():
     report = check_lines(_lines(
         msg("text", content=5),
+        {"event": "heartbeat", "data": {}},
         callback("lost", None, "m1"),
     ))
-    assert _rules(report) == {"live_callback_without_turn": (1, 1, (2,))}
+    assert _rules(report) == {"live_callback_without_turn": (1, 1, (3,))}
 
 
 # ---------------------------------------------------------------- history rules

@@ -46,6 +46,8 @@ REFUSALS = [
      Reason.CALLBACK_WITHOUT_INVOCATION,
      "stored callback 'z' from 'opus' carries no turn id (extra.stream.invocationId); "
      "it is never guessed"),
+    ({"event": "history", "data": {"threadId": "t3", "messages": "none"}},
+     Reason.MALFORMED_EVENT, "history needs a string threadId and a messages list"),
     ("[1, 2]", Reason.MALFORMED_LINE, "a line must be a JSON object"),
     ('{"event": 5, "data": {}}', Reason.MALFORMED_LINE,
      "needs a string 'event' and an object 'data'"),
@@ -104,6 +106,19 @@ def test_a_shared_message_id_belongs_to_the_first_bubble_made():
     assert stream_bubble.blocks == ("k1",) and post.blocks == ()
 
 
+def test_a_message_id_stays_with_its_first_bubble_when_a_newer_one_reuses_it():
+    explicit = {"extra": {"isExplicitPost": True}}
+    r, _ = feed([
+        announce("T1"), chunk("working"),
+        callback("final", "T1", "m1"),
+        callback("a post", "T1", "m1", **explicit),
+        _system({"type": "rich_block", "messageId": "m1", "block": {"id": "k1"}}),
+    ])
+    first, post = r.bubbles("t1")
+    assert (first.text, post.text) == ("final", "a post")
+    assert first.blocks == ("k1",) and post.blocks == ()
+
+
 def test_a_block_held_for_a_message_attaches_to_its_bubble_once():
     r, _ = feed([
         _system({"type": "rich_block", "messageId": "m1", "block": {"id": "k1"}}),
@@ -123,6 +138,27 @@ def test_an_event_without_a_timestamp_takes_the_largest_seen_even_if_negative():
     r.receive_message(announce("T1", timestamp=-50))
     r.receive_message(announce("T2", cat="sonnet"))
     assert [t.since for t in r.running_turns("t1")] == [-50, -50]
+
+
+def _page(*timestamps):
+    return {"event": "history", "data": {"threadId": "t1", "messages": [
+        {"id": f"s{n}", "catId": "opus", "content": "x", "timestamp": ts}
+        for n, ts in enumerate(timestamps)]}}
+
+
+def test_a_stored_timestamp_counts_as_seen_even_if_negative():
+    r = Reconciler()
+    r.receive_message(_page(-50))
+    r.receive_message(announce("T1"))
+    assert [t.since for t in r.running_turns("t1")] == [-50]
+
+
+def test_a_stored_older_timestamp_does_not_lower_the_largest():
+    r = Reconciler()
+    r.receive_message(_page(10, 3))
+    r.receive_message(_page(7))
+    r.receive_message(announce("T1"))
+    assert [t.since for t in r.running_turns("t1")] == [10]
 
 
 def test_the_largest_timestamp_is_kept_when_an_older_one_arrives():

@@ -279,3 +279,25 @@ def test_an_in_process_epoch_with_keys_of_mixed_types_never_raises():
     r = Reconciler()
     assert _epoch_changes(r, {1: "a", "b": 2}, 5) == []
     assert _epoch_changes(r, {"b": 2, 1: "a"}, 5) == ["Duplicate"]
+
+
+class _Opaque:
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+
+class _Other(_Opaque):
+    pass
+
+
+@pytest.mark.parametrize("first,second", [
+    (10**4300, 10**4300 + 1),  # no decimal text, same bit length
+    ([10**4300], [-10**4300]),
+    ({1, 2}, {3}),  # not JSON: compared by repr
+    (_Opaque(), _Other()),  # not even a repr: compared by class
+], ids=["huge-ints", "huge-ints-in-lists", "sets", "no-repr"])
+def test_in_process_epochs_json_cannot_carry_still_compare_exactly(first, second):
+    r = Reconciler()
+    assert _epoch_changes(r, first, 5) == []
+    assert _epoch_changes(r, second, 1) == []  # a different epoch: seq starts again
+    assert _epoch_changes(r, second, 1) == ["Duplicate"]  # the same one: a duplicate

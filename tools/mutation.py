@@ -4,6 +4,12 @@ Run from the repository root after ``mutmut run --max-children 2`` (see docs/tes
 
     python tools/mutation.py              # a Markdown table, one row per module
     python tools/mutation.py --survivors  # also list every mutant the tests let live
+    python tools/mutation.py --names      # only the survivors' names, one a line
+
+Re-running only the survivors after adding tests (mutmut re-runs named mutants)::
+
+    rm mutants/mutmut-stats.json          # new tests: map tests to functions again
+    mutmut run --max-children 2 $(python tools/mutation.py --names)
 
 mutmut keeps each mutant's verdict in ``mutants/<module path>.meta`` (a JSON file mapping
 the mutant's name to the exit code of the test run against it). This script only reads
@@ -61,11 +67,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="the folder mutmut wrote (default: mutants)")
     parser.add_argument("--survivors", action="store_true",
                         help="list the surviving mutants after the table")
+    parser.add_argument("--names", action="store_true",
+                        help="print only the surviving mutants' names (for `mutmut run`)")
     args = parser.parse_args(argv)
     modules = load(args.mutants)
     if not modules:
         print(f"no mutmut results under {args.mutants}/: run `mutmut run` first", file=sys.stderr)
         return 1
+    if args.names:
+        for codes in modules.values():
+            for name, code in sorted(codes.items()):
+                if verdict(code) in ("survived", "no tests"):
+                    print(name)
+        return 0
     # A timeout counts as a kill: the mutant made the tests run away, which a run notices.
     print("| module | killed | timeout | survived | no tests | not checked | total | score |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -80,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         for module, codes in modules.items():
             for name, code in sorted(codes.items()):
                 if verdict(code) in ("survived", "no tests"):
-                    print(f"{verdict(code)}: {name}")
+                    print(f"{verdict(code).replace(' ', '-')} {name}")
     return 0
 
 
