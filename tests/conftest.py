@@ -21,7 +21,8 @@ if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
 _TIERS = {
     0: ("test_wire", "test_turns", "test_events", "test_bubbles", "test_public_api",
         "test_reconciler", "test_history", "test_races", "test_contract", "test_layers",
-        "test_errors"),
+        "test_errors", "test_wire_rules", "test_engine_edges", "test_change_stream",
+        "test_check_report", "test_seq_and_envelope", "test_event_builders", "test_changes"),
     1: ("test_conformance", "test_real_server_captures", "test_real_server_recordings",
         "test_cli", "test_readme", "test_docs"),
     3: ("test_properties", "test_robustness", "test_simulate", "test_stateful",

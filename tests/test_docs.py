@@ -132,7 +132,7 @@ def test_install_hints_name_the_distribution():
 # --- the docs stand alone -------------------------------------------------------------------
 
 DOCS = ["README.md", "CHANGELOG.md", "docs/protocol.md", "examples/README.md",
-        "benchmarks/README.md", "docs/client.md", "docs/audit.md"]
+        "benchmarks/README.md", "docs/client.md", "docs/audit.md", "docs/testing.md"]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
