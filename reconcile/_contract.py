@@ -41,7 +41,7 @@ from ._bubbles import Gap, Rejected
 from ._errors import Reason
 from ._reconciler import Reconciler
 from ._thread import ThreadState
-from ._wire import decode_json, is_blank, is_id
+from ._wire import is_blank, is_id, parse_json_object
 
 __all__ = ["check_lines", "CheckReport", "RuleReport", "ThreadCounts", "RULES", "FIRST_LINES"]
 
@@ -343,17 +343,14 @@ def _binds(data: dict[str, Any]) -> bool:
     """A ``system_info`` that binds to a turn: thinking, or a rich block that names
     no message (one that names its message is placed by ``messageId``)."""
     content = data.get("content")
-    if content.__class__ is not str or not content.lstrip().startswith("{"):
+    if not isinstance(content, str):
         return False
     if "\\" not in content and "thinking" not in content and "rich_block" not in content:
         # Without an escape, a payload whose type is thinking or rich_block holds that
         # word as it is; usage, metrics and announcements need no second decode.
         return False
-    try:
-        payload = decode_json(content)
-    except Exception:  # noqa: BLE001 - not a payload: a plain system line
-        return False
-    if payload.__class__ is not dict:
+    payload = parse_json_object(content)  # the engine's own reading of the payload
+    if payload is None:
         return False
     kind = payload.get("type")
     return kind == "thinking" or (kind == "rich_block" and not is_id(payload.get("messageId")))
