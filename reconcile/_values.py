@@ -20,8 +20,8 @@ the class statements; the per-instance cost is the class's own ``__init__``.
 
 from __future__ import annotations
 
-from operator import attrgetter
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, ClassVar
 
 from ._errors import FrozenInstanceError

@@ -107,7 +107,12 @@ def test_top_level_help_lists_every_command_with_its_help(monkeypatch):
 def test_main_builds_only_the_parser_of_the_command_it_runs(monkeypatch):
     built = []
     real = cli.build_parser
-    monkeypatch.setattr(cli, "build_parser", lambda command=None: built.append(command) or real(command))
+
+    def build_parser(command=None):
+        built.append(command)
+        return real(command)
+
+    monkeypatch.setattr(cli, "build_parser", build_parser)
     assert cli.main(["check", str(EXAMPLE)], out=io.StringIO()) == 0
     assert cli.main(["--version"], out=io.StringIO()) == 0
     assert cli.main(["nonsense"], out=io.StringIO()) == 2

@@ -66,7 +66,7 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
     argparse measures the terminal with ``shutil.get_terminal_size`` each time it makes
     a formatter (once per option added); importing shutil brings the zlib, bz2 and lzma
-    modules, about 5% of ``reconcile check``'s start-up, for a width that only help and
+    modules, about 3% of ``reconcile check``'s start-up, for a width that only help and
     usage text use. :func:`_columns` measures it the same way.
     """
     return argparse.HelpFormatter(prog, width=_columns() - 2)
@@ -80,8 +80,9 @@ def _columns() -> int:
     except (KeyError, ValueError):
         columns = 0
     if columns <= 0:
+        stdout = sys.__stdout__  # None when started with `>&-`
         try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+            columns = os.get_terminal_size(stdout.fileno()).columns if stdout else 0
         except (AttributeError, ValueError, OSError):
             columns = 0
     return columns or 80
