@@ -31,7 +31,7 @@ from ._bubbles import (
     TurnOpened,
     Update,
 )
-from ._errors import LocalProtocolError, Reason, ReconcileError
+from ._errors import FrozenInstanceError, LocalProtocolError, Reason, ReconcileError
 from ._events import AgentMessage, History, OtherEvent, announce, callback, done, stream
 from ._events import Event as _Event
 from ._reconciler import LogView, Reconciler, Stats, ThreadBubbles
@@ -92,5 +92,6 @@ __all__ = [
     "Reason",
     "ReconcileError",
     "LocalProtocolError",
+    "FrozenInstanceError",
     "__version__",
 ]

@@ -17,10 +17,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-import attrs
-
 from ._errors import Reason
 from ._turns import TurnEnd
+from ._values import FrozenValue, Value, slot_setters
+
+_object_setattr = object.__setattr__
 
 __all__ = [
     "Origin",
@@ -284,90 +285,149 @@ class Bubble:
 
 
 # The changes made on every event (added, updated, superseded, duplicate) are plain
-# slotted attrs classes rather than frozen ones: a frozen attrs instance costs about
-# 0.4 us to build and a plain one 0.15 us, a tenth of the engine's whole per-event
-# budget. Treat them as read-only. Refusals and gaps, which the engine also keeps in
-# its logs, stay frozen.
-@attrs.define
-class BubbleAdded:
+# mutable values: their ``__init__`` is a few attribute stores, the cheapest object
+# Python builds with named fields. Treat them as read-only. Refusals and gaps, which the
+# engine also keeps in its logs, are frozen (see reconcile._values for why none of
+# these classes is an attrs class or a dataclass).
+class BubbleAdded(Value):
     """A new bubble exists (its fields are already filled)."""
+
+    __slots__ = ("bubble", "line")
+    __match_args__ = ("bubble", "line")
 
     bubble: Bubble
     line: int
 
+    def __init__(self, bubble: Bubble, line: int) -> None:
+        self.bubble = bubble
+        self.line = line
 
-@attrs.define
-class BubbleUpdated:
+
+class BubbleUpdated(Value):
     """An existing bubble changed; ``how`` says in what way.
 
     ``delta`` is the appended chunk for :attr:`Update.APPENDED` (so a UI can append
     without re-reading the whole text), else ``None``.
     """
 
+    __slots__ = ("bubble", "how", "line", "delta")
+    __match_args__ = ("bubble", "how", "line", "delta")
+
     bubble: Bubble
     how: Update
     line: int
-    delta: str | None = None
+    delta: str | None
+
+    def __init__(self, bubble: Bubble, how: Update, line: int, delta: str | None = None) -> None:
+        self.bubble = bubble
+        self.how = how
+        self.line = line
+        self.delta = delta
 
 
-@attrs.frozen
-class Rejected:
+class Rejected(FrozenValue):
     """An event was refused and changed nothing. ``line`` is its line number.
 
     ``thread`` is the event's thread when it named one as a string (``None`` for a
     malformed line), so a client can tell which thread may have missed something.
     """
 
+    __slots__ = ("line", "reason", "detail", "thread")
+    __match_args__ = ("line", "reason", "detail", "thread")
+
     line: int
     reason: Reason
     detail: str
-    thread: str | None = None
+    thread: str | None
+
+    def __init__(self, line: int, reason: Reason, detail: str, thread: str | None = None) -> None:
+        _rejected_line(self, line)
+        _rejected_reason(self, reason)
+        _rejected_detail(self, detail)
+        _rejected_thread(self, thread)
 
     def to_dict(self) -> dict[str, Any]:
+        """``line``, ``reason`` (as its string) and ``detail``: the refusal as
+        PROTOCOL section 9 lists it (``thread`` is left out, as there)."""
         return {"line": self.line, "reason": str(self.reason), "detail": self.detail}
 
 
-@attrs.define
-class Superseded:
+_rejected_line, _rejected_reason, _rejected_detail, _rejected_thread = slot_setters(Rejected)
+
+
+class Superseded(Value):
     """A stream chunk of a turn already replaced by its callback was dropped."""
+
+    __slots__ = ("line", "thread", "invocation")
+    __match_args__ = ("line", "thread", "invocation")
 
     line: int
     thread: str
     invocation: str
 
+    def __init__(self, line: int, thread: str, invocation: str) -> None:
+        self.line = line
+        self.thread = thread
+        self.invocation = invocation
 
-@attrs.define
-class Duplicate:
+
+class Duplicate(Value):
     """An event whose ``seq`` was already seen was skipped (PROTOCOL section 6)."""
+
+    __slots__ = ("line", "thread", "seq")
+    __match_args__ = ("line", "thread", "seq")
 
     line: int
     thread: str
     seq: int
 
+    def __init__(self, line: int, thread: str, seq: int) -> None:
+        self.line = line
+        self.thread = thread
+        self.seq = seq
 
-@attrs.frozen
-class Gap:
+
+class Gap(FrozenValue):
     """Events between ``after`` and ``before`` (exclusive) of ``thread`` never came.
 
-    A client answers a gap by fetching the thread's history (section 7).
+    A client answers a gap by fetching the thread's history (section 7). Two gaps
+    are equal when they name the same missing events, whatever line revealed them
+    (``line`` is not compared).
     """
+
+    __slots__ = ("thread", "after", "before", "line")
+    __match_args__ = ("thread", "after", "before", "line")
+    _compared = ("thread", "after", "before")
 
     thread: str
     after: int
     before: int
-    line: int = attrs.field(default=0, eq=False)
+    line: int
+
+    def __init__(self, thread: str, after: int, before: int, line: int = 0) -> None:
+        _gap_thread(self, thread)
+        _gap_after(self, after)
+        _gap_before(self, before)
+        _gap_line(self, line)
 
     def to_dict(self) -> dict[str, Any]:
+        """``thread``, ``after`` and ``before``: the gap as PROTOCOL section 9 lists it
+        (``line`` is left out, as there)."""
         return {"thread": self.thread, "after": self.after, "before": self.before}
 
 
-@attrs.define
-class TurnOpened:
+_gap_thread, _gap_after, _gap_before, _gap_line = slot_setters(Gap)
+
+
+class TurnOpened(Value):
     """A turn started running: its agent works on it (see :meth:`Reconciler.running_turns`).
 
     ``timestamp`` is the server time (ms) of the opening event, or the thread's largest
     timestamp when that event had none.
     """
+
+    __slots__ = ("thread", "cat", "turn", "line", "timestamp")
+    __match_args__ = ("thread", "cat", "turn", "line", "timestamp")
 
     thread: str
     cat: str
@@ -375,11 +435,20 @@ class TurnOpened:
     line: int
     timestamp: int
 
+    def __init__(self, thread: str, cat: str, turn: str, line: int, timestamp: int) -> None:
+        self.thread = thread
+        self.cat = cat
+        self.turn = turn
+        self.line = line
+        self.timestamp = timestamp
 
-@attrs.define
-class TurnClosed:
+
+class TurnClosed(Value):
     """A running turn stopped; ``how`` says why. It always follows a
     :class:`TurnOpened` of the same (thread, turn), and the turn never runs again."""
+
+    __slots__ = ("thread", "cat", "turn", "how", "line")
+    __match_args__ = ("thread", "cat", "turn", "how", "line")
 
     thread: str
     cat: str
@@ -387,20 +456,40 @@ class TurnClosed:
     how: TurnEnd
     line: int
 
+    def __init__(self, thread: str, cat: str, turn: str, how: TurnEnd, line: int) -> None:
+        self.thread = thread
+        self.cat = cat
+        self.turn = turn
+        self.how = how
+        self.line = line
 
-@attrs.frozen
-class RunningTurn:
+
+class RunningTurn(FrozenValue):
     """A turn that is running: opened and not yet closed (a read-only value).
 
     Its bubble may already be ``done`` (a callback is a finished message) while the
     agent keeps working; a UI shows "working..." from this, not from bubble status.
+
+    Attributes:
+        since: server ms of the opening event (the thread's max when it had none).
+        line: the line that opened it.
     """
+
+    __slots__ = ("thread", "cat", "turn", "since", "line")
+    __match_args__ = ("thread", "cat", "turn", "since", "line")
 
     thread: str
     cat: str
     turn: str
-    since: int  # server ms of the opening event (the thread's max when it had none)
-    line: int  # the line that opened it
+    since: int
+    line: int
+
+    def __init__(self, thread: str, cat: str, turn: str, since: int, line: int) -> None:
+        _object_setattr(self, "thread", thread)
+        _object_setattr(self, "cat", cat)
+        _object_setattr(self, "turn", turn)
+        _object_setattr(self, "since", since)
+        _object_setattr(self, "line", line)
 
 
 Change = (

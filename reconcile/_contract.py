@@ -35,12 +35,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import attrs
-
 from ._bubbles import Gap, Rejected
 from ._errors import Reason
 from ._reconciler import Reconciler
 from ._thread import ThreadState
+from ._values import FrozenValue
 from ._wire import is_blank, is_id, parse_json_object
 
 __all__ = ["check_lines", "CheckReport", "RuleReport", "ThreadCounts", "RULES", "FIRST_LINES"]
@@ -63,10 +62,10 @@ RULES: dict[str, tuple[int, str]] = {
 # agent_message types that bind to a turn (section 3); text only when not a callback.
 _STREAM_TYPES = frozenset({"text", "tool_use", "tool_result", "done", "error"})
 _MALFORMED = (Reason.MALFORMED_LINE, Reason.MALFORMED_EVENT)
+_object_setattr = object.__setattr__
 
 
-@attrs.frozen
-class RuleReport:
+class RuleReport(FrozenValue):
     """One kind of section 10 break seen in a trace.
 
     Attributes:
@@ -78,12 +77,25 @@ class RuleReport:
         lines: the first few (at most :data:`FIRST_LINES`) line numbers.
     """
 
+    __slots__ = ("rule", "key", "title", "count", "refused", "lines")
+    __match_args__ = ("rule", "key", "title", "count", "refused", "lines")
+
     rule: int
     key: str
     title: str
     count: int
     refused: int
     lines: tuple[int, ...]
+
+    def __init__(
+        self, rule: int, key: str, title: str, count: int, refused: int, lines: tuple[int, ...]
+    ) -> None:
+        _object_setattr(self, "rule", rule)
+        _object_setattr(self, "key", key)
+        _object_setattr(self, "title", title)
+        _object_setattr(self, "count", count)
+        _object_setattr(self, "refused", refused)
+        _object_setattr(self, "lines", lines)
 
     @property
     def refusal(self) -> bool:
@@ -107,25 +119,37 @@ class RuleReport:
         return cls(d["rule"], d["key"], d["title"], d["count"], d["refused"], tuple(d["lines"]))
 
 
-@attrs.frozen
-class ThreadCounts:
+class ThreadCounts(FrozenValue):
     """Per thread: events received, bubbles at the end, refusals and seq gaps."""
 
-    events: int = 0
-    bubbles: int = 0
-    refused: int = 0
-    gaps: int = 0
+    __slots__ = ("events", "bubbles", "refused", "gaps")
+    __match_args__ = ("events", "bubbles", "refused", "gaps")
+
+    events: int
+    bubbles: int
+    refused: int
+    gaps: int
+
+    def __init__(self, events: int = 0, bubbles: int = 0, refused: int = 0, gaps: int = 0) -> None:
+        _object_setattr(self, "events", events)
+        _object_setattr(self, "bubbles", bubbles)
+        _object_setattr(self, "refused", refused)
+        _object_setattr(self, "gaps", gaps)
 
     def to_dict(self) -> dict[str, int]:
-        return attrs.asdict(self)
+        return {
+            "events": self.events,
+            "bubbles": self.bubbles,
+            "refused": self.refused,
+            "gaps": self.gaps,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ThreadCounts:
         return cls(d["events"], d["bubbles"], d["refused"], d["gaps"])
 
 
-@attrs.frozen
-class CheckReport:
+class CheckReport(FrozenValue):
     """What ``reconcile check`` found in a trace; :meth:`to_dict` is ``check --json``.
 
     Attributes:
@@ -139,6 +163,10 @@ class CheckReport:
         gaps: every ``seq`` gap, in the order seen.
     """
 
+    __slots__ = ("lines", "events", "stats", "rejected", "reasons", "rules", "threads", "gaps")
+    __match_args__ = ("lines", "events", "stats", "rejected", "reasons", "rules", "threads",
+                      "gaps")
+
     lines: int
     events: int
     stats: dict[str, int]
@@ -147,6 +175,26 @@ class CheckReport:
     rules: tuple[RuleReport, ...]
     threads: dict[str, ThreadCounts]
     gaps: tuple[Gap, ...]
+
+    def __init__(
+        self,
+        lines: int,
+        events: int,
+        stats: dict[str, int],
+        rejected: tuple[Rejected, ...],
+        reasons: dict[str, int],
+        rules: tuple[RuleReport, ...],
+        threads: dict[str, ThreadCounts],
+        gaps: tuple[Gap, ...],
+    ) -> None:
+        _object_setattr(self, "lines", lines)
+        _object_setattr(self, "events", events)
+        _object_setattr(self, "stats", stats)
+        _object_setattr(self, "rejected", rejected)
+        _object_setattr(self, "reasons", reasons)
+        _object_setattr(self, "rules", rules)
+        _object_setattr(self, "threads", threads)
+        _object_setattr(self, "gaps", gaps)
 
     @property
     def empty(self) -> bool:

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Reason", "ReconcileError", "LocalProtocolError", "LocalTypeError"]
+__all__ = [
+    "Reason",
+    "ReconcileError",
+    "LocalProtocolError",
+    "LocalTypeError",
+    "FrozenInstanceError",
+]
 
 
 class Reason(enum.StrEnum):
@@ -46,3 +52,9 @@ class LocalProtocolError(ReconcileError):
 class LocalTypeError(LocalProtocolError, TypeError):
     """The caller passed a value of the wrong type (e.g. a path where an iterable of
     lines belongs). A ``TypeError`` too, as Python's own functions would raise."""
+
+
+class FrozenInstanceError(ReconcileError, AttributeError):
+    """Setting or deleting a field of an immutable value (a :class:`~reconcile.Rejected`,
+    a :class:`~reconcile.Gap`, an event, a report...). An ``AttributeError`` too, as
+    Python raises for a read-only attribute."""

@@ -11,9 +11,10 @@ typed event can never take a path a real one could not.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
-import attrs
+from ._values import FrozenValue
 
 __all__ = [
     "AgentMessage",
@@ -25,6 +26,8 @@ __all__ = [
     "callback",
     "done",
 ]
+
+_object_setattr = object.__setattr__
 
 # Python attribute -> wire field of agent_message data.
 _WIRE_NAMES = {
@@ -46,26 +49,87 @@ _WIRE_NAMES = {
 }
 
 
-@attrs.frozen(kw_only=True)
-class AgentMessage:
-    """One ``agent_message`` (protocol section 2). ``None`` fields are left out."""
+class AgentMessage(FrozenValue):
+    """One ``agent_message`` (protocol section 2). ``None`` fields are left out.
+
+    Every argument is a keyword (``AgentMessage(type="text", thread="t1", cat="opus",
+    ...)``), so a message reads like its wire form. Pattern matching uses keyword
+    patterns (``case AgentMessage(type="done")``).
+    """
+
+    __slots__ = (
+        "type",
+        "thread",
+        "cat",
+        "content",
+        "origin",
+        "invocation_id",
+        "turn_invocation_id",
+        "message_id",
+        "error",
+        "tool_name",
+        "tool_input",
+        "timestamp",
+        "seq",
+        "seq_epoch",
+        "is_final",
+        "is_explicit_post",
+    )
+    __match_args__ = ()
 
     type: str
     thread: str
     cat: str
-    content: str | None = None
-    origin: str | None = None
-    invocation_id: str | None = None
-    turn_invocation_id: str | None = None
-    message_id: str | None = None
-    error: str | None = None
-    tool_name: str | None = None
-    tool_input: Any = None
-    timestamp: int | None = None
-    seq: int | None = None
-    seq_epoch: Any = None
-    is_final: bool | None = None
-    is_explicit_post: bool = False
+    content: str | None
+    origin: str | None
+    invocation_id: str | None
+    turn_invocation_id: str | None
+    message_id: str | None
+    error: str | None
+    tool_name: str | None
+    tool_input: Any
+    timestamp: int | None
+    seq: int | None
+    seq_epoch: Any
+    is_final: bool | None
+    is_explicit_post: bool
+
+    def __init__(
+        self,
+        *,
+        type: str,
+        thread: str,
+        cat: str,
+        content: str | None = None,
+        origin: str | None = None,
+        invocation_id: str | None = None,
+        turn_invocation_id: str | None = None,
+        message_id: str | None = None,
+        error: str | None = None,
+        tool_name: str | None = None,
+        tool_input: Any = None,
+        timestamp: int | None = None,
+        seq: int | None = None,
+        seq_epoch: Any = None,
+        is_final: bool | None = None,
+        is_explicit_post: bool = False,
+    ) -> None:
+        _object_setattr(self, "type", type)
+        _object_setattr(self, "thread", thread)
+        _object_setattr(self, "cat", cat)
+        _object_setattr(self, "content", content)
+        _object_setattr(self, "origin", origin)
+        _object_setattr(self, "invocation_id", invocation_id)
+        _object_setattr(self, "turn_invocation_id", turn_invocation_id)
+        _object_setattr(self, "message_id", message_id)
+        _object_setattr(self, "error", error)
+        _object_setattr(self, "tool_name", tool_name)
+        _object_setattr(self, "tool_input", tool_input)
+        _object_setattr(self, "timestamp", timestamp)
+        _object_setattr(self, "seq", seq)
+        _object_setattr(self, "seq_epoch", seq_epoch)
+        _object_setattr(self, "is_final", is_final)
+        _object_setattr(self, "is_explicit_post", is_explicit_post)
 
     def to_wire(self) -> dict[str, Any]:
         data = {
@@ -78,12 +142,21 @@ class AgentMessage:
         return {"event": "agent_message", "data": data}
 
 
-@attrs.frozen
-class History:
-    """A page of a thread's stored messages, oldest first (section 7)."""
+class History(FrozenValue):
+    """A page of a thread's stored messages, oldest first (section 7).
+
+    ``messages`` is kept as a tuple, whatever iterable it was given as.
+    """
+
+    __slots__ = ("thread", "messages")
+    __match_args__ = ("thread", "messages")
 
     thread: str
-    messages: tuple[dict[str, Any], ...] = attrs.field(default=(), converter=tuple)
+    messages: tuple[dict[str, Any], ...]
+
+    def __init__(self, thread: str, messages: Iterable[dict[str, Any]] = ()) -> None:
+        _object_setattr(self, "thread", thread)
+        _object_setattr(self, "messages", tuple(messages))
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -92,12 +165,21 @@ class History:
         }
 
 
-@attrs.frozen
-class OtherEvent:
-    """Any other server event (``intent_mode``, ``heartbeat``...): counted, ignored."""
+class OtherEvent(FrozenValue):
+    """Any other server event (``intent_mode``, ``heartbeat``...): counted, ignored.
+
+    ``data`` defaults to a new empty dict for each event.
+    """
+
+    __slots__ = ("name", "data")
+    __match_args__ = ("name", "data")
 
     name: str
-    data: dict[str, Any] = attrs.field(factory=dict)
+    data: dict[str, Any]
+
+    def __init__(self, name: str, data: dict[str, Any] | None = None) -> None:
+        _object_setattr(self, "name", name)
+        _object_setattr(self, "data", {} if data is None else data)
 
     def to_wire(self) -> dict[str, Any]:
         return {"event": self.name, "data": dict(self.data)}

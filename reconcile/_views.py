@@ -9,27 +9,51 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TypeVar, overload
 
-import attrs
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from ._bubbles import Bubble
+from ._values import FrozenValue
 
 __all__ = ["Stats", "ThreadBubbles", "LogView"]
 
 T = TypeVar("T")
 
+_object_setattr = object.__setattr__
 
-@attrs.frozen
-class Stats:
-    """Counters of PROTOCOL section 9."""
 
-    events: int = 0  # lines that passed section 1
-    ignored: int = 0  # other event names, unknown types, JSON payloads that make nothing
-    superseded: int = 0  # stream chunks dropped because a callback replaced the turn
-    duplicates: int = 0  # events skipped by seq
+class Stats(FrozenValue):
+    """Counters of PROTOCOL section 9.
+
+    Attributes:
+        events: lines that passed section 1.
+        ignored: other event names, unknown types, JSON payloads that make nothing.
+        superseded: stream chunks dropped because a callback replaced the turn.
+        duplicates: events skipped by seq.
+    """
+
+    __slots__ = ("events", "ignored", "superseded", "duplicates")
+    __match_args__ = ("events", "ignored", "superseded", "duplicates")
+
+    events: int
+    ignored: int
+    superseded: int
+    duplicates: int
+
+    def __init__(
+        self, events: int = 0, ignored: int = 0, superseded: int = 0, duplicates: int = 0
+    ) -> None:
+        _object_setattr(self, "events", events)
+        _object_setattr(self, "ignored", ignored)
+        _object_setattr(self, "superseded", superseded)
+        _object_setattr(self, "duplicates", duplicates)
 
     def to_dict(self) -> dict[str, int]:
-        return attrs.asdict(self)
+        return {
+            "events": self.events,
+            "ignored": self.ignored,
+            "superseded": self.superseded,
+            "duplicates": self.duplicates,
+        }
 
 
 class ThreadBubbles(Sequence[Bubble]):

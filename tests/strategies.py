@@ -21,11 +21,11 @@ details are free text, PROTOCOL section 9), and :data:`FAST`, the shared setting
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any
 
-import attrs
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -94,7 +94,7 @@ FAST = settings(
 )
 
 
-@attrs.frozen
+@dataclasses.dataclass(frozen=True)
 class Pools:
     """The ids one trace draws from (a subset of the full alphabets)."""
 

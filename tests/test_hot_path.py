@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 
 import reconcile._agent_message as agent_message_module
@@ -49,9 +48,14 @@ class GeneralPath(Reconciler):
     _dispatch = Reconciler._dispatch_slowly
 
 
+def as_dict(value: Any) -> dict[str, Any]:
+    """A change's or value's fields by name (``__slots__`` lists them, in order)."""
+    return {name: getattr(value, name) for name in type(value).__slots__}
+
+
 def describe(change: Any) -> tuple[Any, ...]:
     """A change as plain values, its bubble as a snapshot taken when it was returned."""
-    fields = attrs.asdict(change, recurse=False)
+    fields = as_dict(change)
     if isinstance(change, (BubbleAdded, BubbleUpdated)):
         fields["bubble"] = change.bubble.to_dict()
     return (type(change).__name__, tuple(sorted(fields.items(), key=lambda kv: kv[0])))
@@ -64,9 +68,9 @@ def run_lines(engine: Reconciler, lines: list[bytes]) -> list[list[tuple[Any, ..
 def final_state(engine: Reconciler) -> dict[str, Any]:
     return {
         "document": engine.to_dict(),
-        "gaps": [attrs.asdict(g) for g in engine.gaps],
-        "rejected": [attrs.asdict(r) for r in engine.rejected],
-        "running": {h: [attrs.asdict(t) for t in engine.running_turns(h)] for h in engine.threads},
+        "gaps": [as_dict(g) for g in engine.gaps],
+        "rejected": [as_dict(r) for r in engine.rejected],
+        "running": {h: [as_dict(t) for t in engine.running_turns(h)] for h in engine.threads},
         "lines": engine.lines,
     }
 

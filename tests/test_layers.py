@@ -26,7 +26,8 @@ CONFIG = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 CONTRACTS = {c["id"]: c for c in CONFIG["tool"]["importlinter"]["contracts"]}
 
 # What the turn state machine may import from the core: the layers below the engine.
-TURNS_MAY_IMPORT = {"reconcile._bubbles", "reconcile._errors", "reconcile._events", "reconcile._wire"}
+TURNS_MAY_IMPORT = {"reconcile._bubbles", "reconcile._errors", "reconcile._events",
+                    "reconcile._values", "reconcile._wire"}
 # What the wire layer may import from the core: the refusal reasons, nothing with state.
 WIRE_MAY_IMPORT = {"reconcile._errors"}
 

@@ -9,7 +9,7 @@ EXPECTED = [
     "Rejected", "Superseded", "Duplicate", "Gap",
     "TurnOpened", "TurnClosed", "TurnEnd", "RunningTurn",
     "Event", "AgentMessage", "History", "OtherEvent", "announce", "stream", "callback", "done",
-    "Reason", "ReconcileError", "LocalProtocolError",
+    "Reason", "ReconcileError", "LocalProtocolError", "FrozenInstanceError",
     "__version__",
 ]
 
