@@ -32,16 +32,19 @@ the checker adds O(threads) to the engine's own state, whatever the trace length
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 import attrs
+import orjson
 
 from ._bubbles import Gap, Rejected
 from ._errors import Reason
 from ._reconciler import Reconciler
 from ._thread import ThreadState
-from ._wire import is_blank, is_id, parse_json_object
+from ._wire import is_id, parse_json_object
 
 __all__ = ["check_lines", "CheckReport", "RuleReport", "ThreadCounts", "RULES", "FIRST_LINES"]
 
@@ -63,6 +66,9 @@ RULES: dict[str, tuple[int, str]] = {
 # agent_message types that bind to a turn (section 3); text only when not a callback.
 _STREAM_TYPES = frozenset({"text", "tool_use", "tool_result", "done", "error"})
 _MALFORMED = (Reason.MALFORMED_LINE, Reason.MALFORMED_EVENT)
+_UNBOUND, _NO_INVOCATION = Reason.UNBOUND_EVENT, Reason.CALLBACK_WITHOUT_INVOCATION
+_reason_of, _thread_of = attrgetter("reason"), attrgetter("thread")
+_loads, _JSONDecodeError = orjson.loads, orjson.JSONDecodeError
 
 
 @attrs.frozen
@@ -238,37 +244,84 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
     findings = {key: _Finding() for key in RULES}
     live_callback = findings["live_callback_without_turn"].add
     stored_callback = findings["stored_callback_without_turn"].add
-    stream_event = findings["stream_without_turn_id"].add
+    stream = findings["stream_without_turn_id"]
+    stream_event = stream.add
     draft = findings["draft_without_parent"].add
     empty_history = findings["empty_history"].add
+    # Stream events without a turn id that the engine's fast path classified (below):
+    # counted here, added to their finding at the end. Its first lines are shared.
+    unnamed = unnamed_refused = 0
+    first_lines = stream.lines
     # thread -> events (live or history) this loop counted; the events the engine's
     # fast path hands back are counted on their thread's state (``checked``) instead.
     events: dict[str, int] = {}
     live: set[str] = set()  # threads that had live agent_message events (besides those)
     rejected = engine._rejected  # the engine's own log (read only)
     threads = engine._threads
-    take = engine._take_line
-    for raw in lines:
+    agent_message = engine._agent_message
+    dispatch = engine._dispatch
+    loads, decode_error = _loads, _JSONDecodeError
+    agent_events = 0  # added to the engine's event count at the end
+    line = 0
+    for line, raw in enumerate(lines, 1):
         if raw.__class__ is not bytes and not isinstance(raw, (bytes, str, bytearray)):
             engine.receive_line(raw)  # raises the public API's LocalTypeError
         before = len(rejected)
-        # The engine's batch path: no change objects. It hands back the decoded
-        # message, so each line is decoded once for the engine and this observer; or,
-        # for an agent_message it took whole on its fast path and that names its turn,
-        # the thread's state: such an event breaks no rule (rules 1 and 3 need a
-        # missing turnInvocationId), so it is only counted (unless a handler refused
-        # it as malformed, as the general case below).
-        message = take(raw, None)
-        if message.__class__ is ThreadState:
-            if len(rejected) == before or not any(
-                r.reason in _MALFORMED for r in rejected[before:]
-            ):
-                n = message.checked
-                if not n and message.id not in events:
-                    events[message.id] = 0  # the report lists threads in first-seen order
-                message.checked = n + 1
-            continue
-        line = engine._line
+        # Section 1 as Reconciler._take_line and _dispatch do it, written out for the
+        # usual line (one decode, no change objects, two Python calls less per line).
+        try:
+            message = loads(raw)
+        except decode_error:
+            # Blank, a number beyond a double, or malformed: the engine's own path for
+            # the line (it counts the line and words any refusal).
+            engine._line = line - 1
+            message = engine._take_line(raw, None)
+        else:
+            data = message.get("data") if message.__class__ is dict else None
+            if data.__class__ is dict and message.get("event") == "agent_message":
+                agent_events += 1
+                got = agent_message(data, line, None, raw)
+                # The fast path applied the event whole and hands back its thread, and
+                # for an event without turnInvocationId its type and origin: this
+                # loop reads none of its fields again (see _agent_message).
+                if got is not None:
+                    new: Sequence[Reason] = ()
+                    if len(rejected) != before:
+                        new = [r.reason for r in rejected[before:]]
+                        if any(reason in _MALFORMED for reason in new):
+                            continue  # refused as malformed: not counted
+                    kind: str | None = None
+                    if isinstance(got, tuple):
+                        thread, kind, origin = got
+                    else:
+                        thread = got  # names its turn: breaks no rule (1 and 3 need a
+                        # missing turnInvocationId)
+                    n = thread.checked
+                    if not n and thread.id not in events:
+                        events[thread.id] = 0  # the report lists threads in first-seen order
+                    thread.checked = n + 1
+                    if kind is None:
+                        continue
+                    if kind == "text":
+                        if origin == "callback":
+                            if not is_id(data.get("invocationId")):
+                                live_callback(line, _NO_INVOCATION in new)
+                            continue
+                    elif kind not in _STREAM_TYPES and not (
+                        kind == "system_info" and _binds(data)
+                    ):
+                        continue
+                    # Rule 3: a stream-side event without turnInvocationId (a live
+                    # event is one line: its number cannot repeat in the list).
+                    unnamed += 1
+                    if new and _UNBOUND in new:
+                        unnamed_refused += 1
+                    if len(first_lines) < FIRST_LINES:
+                        first_lines.append(line)
+                    continue
+            else:
+                dispatch(message, line, None, raw)
+        # Every other line: the observer reads the decoded message.
         new = [r.reason for r in rejected[before:]] if len(rejected) > before else ()
         if message.__class__ is not dict:
             continue
@@ -276,31 +329,32 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
         name = message.get("event")
         if data.__class__ is not dict or (new and any(reason in _MALFORMED for reason in new)):
             continue
-        thread = data.get("threadId")
-        if thread.__class__ is not str:
+        thread_id = data.get("threadId")
+        if thread_id.__class__ is not str:
             continue
-        events[thread] = events.get(thread, 0) + 1
+        events[thread_id] = events.get(thread_id, 0) + 1
         if name == "agent_message":
-            live.add(thread)
+            live.add(thread_id)
             kind = data.get("type")
             turn = data.get("turnInvocationId")
-            named = isinstance(turn, str) and turn != ""  # is_id, inline (every event)
+            named = isinstance(turn, str) and turn != ""  # is_id, inline
             if kind == "text" and data.get("origin") == "callback":
                 if not named and not is_id(data.get("invocationId")):
-                    live_callback(line, Reason.CALLBACK_WITHOUT_INVOCATION in new)
+                    live_callback(line, _NO_INVOCATION in new)
             elif not named and (
                 kind in _STREAM_TYPES or (kind == "system_info" and _binds(data))
             ):
-                stream_event(line, Reason.UNBOUND_EVENT in new)
+                stream_event(line, _UNBOUND in new)
         elif name == "history":
             messages = data.get("messages")
             if messages.__class__ is not list:
                 continue
             if not messages and (
-                thread in live or ((state := threads.get(thread)) is not None and state.checked)
+                thread_id in live
+                or ((state := threads.get(thread_id)) is not None and state.checked)
             ):
                 empty_history(line, False)
-            refusals = sum(reason is Reason.CALLBACK_WITHOUT_INVOCATION for reason in new)
+            refusals = sum(reason is _NO_INVOCATION for reason in new)
             for stored in messages:
                 kind = _stored_kind(stored)
                 if kind == "callback":
@@ -308,6 +362,10 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
                     refusals -= 1
                 elif kind == "draft":
                     draft(line, False)
+    engine._line = line
+    engine._events += agent_events
+    stream.count += unnamed
+    stream.refused += unnamed_refused
     rules = tuple(
         RuleReport(rule, key, title, f.count, f.refused, tuple(f.lines))
         for key, (rule, title) in RULES.items()
@@ -317,15 +375,14 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
         h: [n + (state.checked if (state := threads.get(h)) is not None else 0), 0, 0, 0]
         for h, n in events.items()
     }
-    for h in engine.threads:
-        counts.setdefault(h, [0, 0, 0, 0])[1] = len(engine.bubbles(h))
-    reasons: dict[str, int] = {}
-    for r in rejected:
-        reasons[str(r.reason)] = reasons.get(str(r.reason), 0) + 1
-        if r.thread is not None:
-            counts.setdefault(r.thread, [0, 0, 0, 0])[2] += 1
-    for g in engine.gaps:
+    for h, state in threads.items():
+        counts.setdefault(h, [0, 0, 0, 0])[1] = len(state.order)
+    for h, n in Counter(map(_thread_of, rejected)).items():
+        if h is not None:
+            counts.setdefault(h, [0, 0, 0, 0])[2] += n
+    for g in engine._gaps:
         counts.setdefault(g.thread, [0, 0, 0, 0])[3] += 1
+    reasons = {str(reason): n for reason, n in Counter(map(_reason_of, rejected)).items()}
     stats = engine.stats.to_dict()
     return CheckReport(
         lines=engine.lines,
@@ -335,7 +392,7 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
         reasons=dict(sorted(reasons.items())),
         rules=rules,
         threads={h: ThreadCounts(*c) for h, c in counts.items()},
-        gaps=tuple(engine.gaps),
+        gaps=tuple(engine._gaps),
     )
 
 
