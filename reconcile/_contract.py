@@ -65,7 +65,7 @@ RULES: dict[str, tuple[int, str]] = {
 
 # agent_message types that bind to a turn (section 3); text only when not a callback.
 _STREAM_TYPES = frozenset({"text", "tool_use", "tool_result", "done", "error"})
-_MALFORMED = (Reason.MALFORMED_LINE, Reason.MALFORMED_EVENT)
+_MALFORMED_LINE, _MALFORMED_EVENT = Reason.MALFORMED_LINE, Reason.MALFORMED_EVENT
 _UNBOUND, _NO_INVOCATION = Reason.UNBOUND_EVENT, Reason.CALLBACK_WITHOUT_INVOCATION
 _reason_of, _thread_of = attrgetter("reason"), attrgetter("thread")
 _loads, _JSONDecodeError = orjson.loads, orjson.JSONDecodeError
@@ -244,12 +244,11 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
     findings = {key: _Finding() for key in RULES}
     live_callback = findings["live_callback_without_turn"].add
     stored_callback = findings["stored_callback_without_turn"].add
-    stream = findings["stream_without_turn_id"]
-    stream_event = stream.add
     draft = findings["draft_without_parent"].add
     empty_history = findings["empty_history"].add
-    # Stream events without a turn id that the engine's fast path classified (below):
-    # counted here, added to their finding at the end. Its first lines are shared.
+    # Rule 3's stream events are counted here and added to their finding at the end
+    # (a live event is one line: a line number never repeats in its list).
+    stream = findings["stream_without_turn_id"]
     unnamed = unnamed_refused = 0
     first_lines = stream.lines
     # thread -> events (live or history) this loop counted; the events the engine's
@@ -257,16 +256,16 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
     events: dict[str, int] = {}
     live: set[str] = set()  # threads that had live agent_message events (besides those)
     rejected = engine._rejected  # the engine's own log (read only)
+    seen = 0  # refusals already looked at
     threads = engine._threads
     agent_message = engine._agent_message
     dispatch = engine._dispatch
     loads, decode_error = _loads, _JSONDecodeError
-    agent_events = 0  # added to the engine's event count at the end
+    others = 0  # lines that did not go straight to the agent_message fast path
     line = 0
     for line, raw in enumerate(lines, 1):
         if raw.__class__ is not bytes and not isinstance(raw, (bytes, str, bytearray)):
             engine.receive_line(raw)  # raises the public API's LocalTypeError
-        before = len(rejected)
         # Section 1 as Reconciler._take_line and _dispatch do it, written out for the
         # usual line (one decode, no change objects, two Python calls less per line).
         try:
@@ -276,58 +275,63 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             # the line (it counts the line and words any refusal).
             engine._line = line - 1
             message = engine._take_line(raw, None)
+            got = None
+            others += 1
         else:
-            data = message.get("data") if message.__class__ is dict else None
+            data: Any = message.get("data") if message.__class__ is dict else None
             if data.__class__ is dict and message.get("event") == "agent_message":
-                agent_events += 1
                 got = agent_message(data, line, None, raw)
-                # The fast path applied the event whole and hands back its thread, and
-                # for an event without turnInvocationId its type and origin: this
-                # loop reads none of its fields again (see _agent_message).
-                if got is not None:
-                    new: Sequence[Reason] = ()
-                    if len(rejected) != before:
-                        new = [r.reason for r in rejected[before:]]
-                        if any(reason in _MALFORMED for reason in new):
-                            continue  # refused as malformed: not counted
-                    kind: str | None = None
-                    if isinstance(got, tuple):
-                        thread, kind, origin = got
-                    else:
-                        thread = got  # names its turn: breaks no rule (1 and 3 need a
-                        # missing turnInvocationId)
-                    n = thread.checked
-                    if not n and thread.id not in events:
-                        events[thread.id] = 0  # the report lists threads in first-seen order
-                    thread.checked = n + 1
-                    if kind is None:
-                        continue
-                    if kind == "text":
-                        if origin == "callback":
-                            if not is_id(data.get("invocationId")):
-                                live_callback(line, _NO_INVOCATION in new)
-                            continue
-                    elif kind not in _STREAM_TYPES and not (
-                        kind == "system_info" and _binds(data)
-                    ):
-                        continue
-                    # Rule 3: a stream-side event without turnInvocationId (a live
-                    # event is one line: its number cannot repeat in the list).
-                    unnamed += 1
-                    if new and _UNBOUND in new:
-                        unnamed_refused += 1
-                    if len(first_lines) < FIRST_LINES:
-                        first_lines.append(line)
-                    continue
             else:
                 dispatch(message, line, None, raw)
+                got = None
+                others += 1
+        new: Sequence[Reason] = ()
+        if len(rejected) != seen:
+            new = [r.reason for r in rejected[seen:]]
+            seen = len(rejected)
+            if _MALFORMED_LINE in new or _MALFORMED_EVENT in new:
+                continue  # refused as malformed: not counted against any rule
+        if got is not None:
+            # The fast path applied the event whole and handed back its thread, and for
+            # an event without turnInvocationId its type and origin (see
+            # _agent_message): no field of it is read again but the few below.
+            kind: str | None = None
+            if isinstance(got, tuple):
+                thread, kind, origin = got
+            else:
+                thread = got  # names its turn: breaks no rule (1 and 3 need none)
+            n = thread.checked
+            if not n and thread.id not in events:
+                events[thread.id] = 0  # the report lists threads in first-seen order
+            thread.checked = n + 1
+            if kind is None:
+                continue
+            if kind == "text":
+                if origin == "callback":
+                    if not is_id(data.get("invocationId")):
+                        live_callback(line, _NO_INVOCATION in new)
+                    continue
+            elif kind not in _STREAM_TYPES:
+                if kind != "system_info":
+                    continue
+                content = data["content"]  # a string: the fast path checked it
+                if (
+                    "thinking" not in content and "rich_block" not in content
+                    and "\\" not in content
+                ) or not _binds(data):
+                    continue
+            if unnamed < FIRST_LINES:
+                first_lines.append(line)
+            unnamed += 1
+            if new and _UNBOUND in new:
+                unnamed_refused += 1
+            continue
         # Every other line: the observer reads the decoded message.
-        new = [r.reason for r in rejected[before:]] if len(rejected) > before else ()
         if message.__class__ is not dict:
             continue
         data = message.get("data")
         name = message.get("event")
-        if data.__class__ is not dict or (new and any(reason in _MALFORMED for reason in new)):
+        if data.__class__ is not dict:
             continue
         thread_id = data.get("threadId")
         if thread_id.__class__ is not str:
@@ -344,7 +348,11 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             elif not named and (
                 kind in _STREAM_TYPES or (kind == "system_info" and _binds(data))
             ):
-                stream_event(line, _UNBOUND in new)
+                if unnamed < FIRST_LINES:
+                    first_lines.append(line)
+                unnamed += 1
+                if _UNBOUND in new:
+                    unnamed_refused += 1
         elif name == "history":
             messages = data.get("messages")
             if messages.__class__ is not list:
@@ -363,7 +371,7 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
                 elif kind == "draft":
                     draft(line, False)
     engine._line = line
-    engine._events += agent_events
+    engine._events += line - others
     stream.count += unnamed
     stream.refused += unnamed_refused
     rules = tuple(

@@ -24,6 +24,7 @@ _TIERS = {
         "test_errors", "test_wire_rules", "test_engine_edges", "test_change_stream",
         "test_check_report", "test_seq_and_envelope", "test_event_builders", "test_changes"),
     1: ("test_conformance", "test_real_server_captures", "test_real_server_recordings",
+        "test_check_observer",
         "test_cli", "test_readme", "test_docs"),
     3: ("test_properties", "test_robustness", "test_simulate", "test_stateful",
         "test_typing"),
