@@ -65,6 +65,7 @@ RULES: dict[str, tuple[int, str]] = {
 
 # agent_message types that bind to a turn (section 3); text only when not a callback.
 _STREAM_TYPES = frozenset({"text", "tool_use", "tool_result", "done", "error"})
+_NO_STREAM: dict[str, Any] = {}  # read only: a stored message without extra.stream
 _MALFORMED_LINE, _MALFORMED_EVENT = Reason.MALFORMED_LINE, Reason.MALFORMED_EVENT
 _UNBOUND, _NO_INVOCATION = Reason.UNBOUND_EVENT, Reason.CALLBACK_WITHOUT_INVOCATION
 _reason_of, _thread_of = attrgetter("reason"), attrgetter("thread")
@@ -278,8 +279,12 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             got = None
             others += 1
         else:
-            data: Any = message.get("data") if message.__class__ is dict else None
-            if data.__class__ is dict and message.get("event") == "agent_message":
+            try:
+                data: Any = message["data"]
+                name = message["event"]
+            except (KeyError, TypeError):  # not an object, or no data or event
+                name = None
+            if name == "agent_message" and data.__class__ is dict:
                 got = agent_message(data, line, None, raw)
             else:
                 dispatch(message, line, None, raw)
@@ -287,7 +292,11 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
                 others += 1
         new: Sequence[Reason] = ()
         if len(rejected) != seen:
-            new = [r.reason for r in rejected[seen:]]
+            # This line's refusals (nearly always one).
+            if len(rejected) == seen + 1:
+                new = (rejected[-1].reason,)
+            else:
+                new = [r.reason for r in rejected[seen:]]
             seen = len(rejected)
             if _MALFORMED_LINE in new or _MALFORMED_EVENT in new:
                 continue  # refused as malformed: not counted against any rule
@@ -295,17 +304,19 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             # The fast path applied the event whole and handed back its thread, and for
             # an event without turnInvocationId its type and origin (see
             # _agent_message): no field of it is read again but the few below.
-            kind: str | None = None
-            if isinstance(got, tuple):
-                thread, kind, origin = got
-            else:
-                thread = got  # names its turn: breaks no rule (1 and 3 need none)
+            if not isinstance(got, tuple):
+                # It names its turn: it breaks no rule (1 and 3 need a missing
+                # turnInvocationId), it is only counted.
+                n = got.checked
+                if not n and got.id not in events:
+                    events[got.id] = 0  # the report lists threads in first-seen order
+                got.checked = n + 1
+                continue
+            thread, kind, origin = got
             n = thread.checked
             if not n and thread.id not in events:
-                events[thread.id] = 0  # the report lists threads in first-seen order
+                events[thread.id] = 0
             thread.checked = n + 1
-            if kind is None:
-                continue
             if kind == "text":
                 if origin == "callback":
                     if not is_id(data.get("invocationId")):
@@ -339,14 +350,15 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
         events[thread_id] = events.get(thread_id, 0) + 1
         if name == "agent_message":
             live.add(thread_id)
-            kind = data.get("type")
+            event_type = data.get("type")
             turn = data.get("turnInvocationId")
             named = isinstance(turn, str) and turn != ""  # is_id, inline
-            if kind == "text" and data.get("origin") == "callback":
+            if event_type == "text" and data.get("origin") == "callback":
                 if not named and not is_id(data.get("invocationId")):
                     live_callback(line, _NO_INVOCATION in new)
             elif not named and (
-                kind in _STREAM_TYPES or (kind == "system_info" and _binds(data))
+                event_type in _STREAM_TYPES
+                or (event_type == "system_info" and _binds(data))
             ):
                 if unnamed < FIRST_LINES:
                     first_lines.append(line)
@@ -364,11 +376,11 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
                 empty_history(line, False)
             refusals = sum(reason is _NO_INVOCATION for reason in new)
             for stored in messages:
-                kind = _stored_kind(stored)
-                if kind == "callback":
+                note = _stored_kind(stored)
+                if note == "callback":
                     stored_callback(line, refusals > 0)
                     refusals -= 1
-                elif kind == "draft":
+                elif note == "draft":
                     draft(line, False)
     engine._line = line
     engine._events += line - others
@@ -426,15 +438,17 @@ def _stored_kind(message: Any) -> str | None:
     without its parent id, else ``None`` (section 7's reading of a stored message)."""
     if message.__class__ is not dict:
         return None
-    message_id = message.get("id")
-    if not isinstance(message.get("catId"), str) or not is_id(message_id):
+    get = message.get
+    message_id = get("id")
+    # is_id inline (every stored message of every page): a non-empty string.
+    if not isinstance(get("catId"), str) or not isinstance(message_id, str) or not message_id:
         return None  # user and system messages
-    extra = message.get("extra")
+    extra = get("extra")
     stream = extra.get("stream") if extra.__class__ is dict else None
     if stream.__class__ is not dict:
-        stream = {}
-    if message.get("origin") == "callback":
+        stream = _NO_STREAM
+    if get("origin") == "callback":
         return None if is_id(stream.get("invocationId")) else "callback"
-    if message.get("isDraft") is True or message_id.startswith("draft-"):
+    if get("isDraft") is True or message_id.startswith("draft-"):
         return None if is_id(stream.get("parentInvocationId")) else "draft"
     return None

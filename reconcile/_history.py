@@ -40,8 +40,9 @@ class HistoryMerge(CallbackPlacement):
             )
             return
         thread = self._thread(thread_id)
+        stored_message = self._stored_message
         for message in messages:
-            self._stored_message(thread, message, line, changes)
+            stored_message(thread, message, line, changes)
 
     def _stored_message(
         self, thread: ThreadState, message: Any, line: int, changes: Sink
@@ -49,29 +50,34 @@ class HistoryMerge(CallbackPlacement):
         """Section 7: merge one stored message by exact identity."""
         if not isinstance(message, dict):
             return
-        cat = message.get("catId")
-        message_id = message.get("id")
-        if not isinstance(cat, str) or not is_id(message_id):
+        get = message.get
+        cat = get("catId")
+        message_id = get("id")
+        # is_id inline (every stored message): an id is a non-empty string.
+        if not isinstance(cat, str) or not isinstance(message_id, str) or not message_id:
             return  # user and system messages have no catId: they make no bubble
-        text = message.get("content")
+        text = get("content")
         if not isinstance(text, str):
             text = ""
-        ts = message.get("timestamp")
+        ts = get("timestamp")
         if type(ts) is int:
-            thread.see_timestamp(ts)  # a stored timestamp counts as seen (step 5)
+            # A stored timestamp counts as seen (step 5), as ThreadState.see_timestamp.
+            if ts > thread.max_ts or not thread.seen_ts:
+                thread.max_ts = ts
+                thread.seen_ts = True
         else:
             ts = thread.max_ts
         turn_id = None
-        extra = message.get("extra")
+        extra = get("extra")
         stream = extra.get("stream") if isinstance(extra, dict) else None
-        if isinstance(stream, dict) and is_id(stream.get("invocationId")):
-            turn_id = stream["invocationId"]
+        if isinstance(stream, dict) and isinstance(v := stream.get("invocationId"), str) and v:
+            turn_id = v
         elif message_id.startswith("draft-") and len(message_id) > 6:
             turn_id = message_id[6:]  # a draft's id names its turn
 
-        if message.get("origin") == "callback":
+        if get("origin") == "callback":
             self._stored_callback(thread, message, cat, message_id, turn_id, text, ts, line, changes)
-        elif message.get("isDraft") is True or message_id.startswith("draft-"):
+        elif get("isDraft") is True or message_id.startswith("draft-"):
             self._stored_draft(thread, stream, cat, turn_id, text, ts, line, changes)
         elif turn_id is not None:
             self._stored_turn_message(thread, cat, turn_id, text, ts, line, changes)
