@@ -369,11 +369,12 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             messages = data.get("messages")
             if messages.__class__ is not list:
                 continue
-            if not messages and (
-                thread_id in live
-                or ((state := threads.get(thread_id)) is not None and state.checked)
-            ):
-                empty_history(line, False)
+            if not messages:
+                if thread_id in live or (
+                    (state := threads.get(thread_id)) is not None and state.checked
+                ):
+                    empty_history(line, False)
+                continue
             refusals = sum(reason is _NO_INVOCATION for reason in new)
             for stored in messages:
                 note = _stored_kind(stored)

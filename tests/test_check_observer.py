@@ -65,7 +65,7 @@ def stored_kind(message: Any) -> str | None:
     return None
 
 
-def plain_check(lines: list[bytes]) -> CheckReport:
+def plain_check(lines: list[bytes] | list[str]) -> CheckReport:
     """Section 10's observer, one rule at a time, beside a plain engine."""
     engine = Reconciler()
     found: dict[str, list[Any]] = {key: [0, 0, []] for key in RULES}
@@ -173,7 +173,10 @@ SHAPES = {
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_check_reports_generated_traces_as_the_plain_observer_does(name: str) -> None:
     for seed in range(12):
-        assert_same_report([line.encode() for line in generate(seed, SHAPES[name])])
+        lines = generate(seed, SHAPES[name])
+        assert_same_report([line.encode() for line in lines])
+        # Text lines take the same path as bytes.
+        assert check_lines(lines).to_dict() == plain_check(lines).to_dict()
 
 
 EVENTS = [
@@ -227,6 +230,11 @@ EVENTS = [
         {"id": "d2", "catId": "opus", "isDraft": True, "content": "d",
          "extra": {"stream": {"parentInvocationId": "P"}}},
         {"id": "u1", "content": "from a user"},
+    ]}},
+    {"event": "history", "data": {"threadId": "t", "messages": [
+        {"id": "s2", "catId": "opus", "origin": "callback", "content": "x",
+         "timestamp": 123456789012345678901},
+        {"id": "draft-U", "catId": "opus", "isDraft": True, "content": "d"},
     ]}},
     {"event": "history", "data": {"threadId": "t", "messages": "no"}},
     {"event": "intent_mode", "data": {"threadId": "x"}},
