@@ -44,7 +44,7 @@ from ._bubbles import Gap, Rejected
 from ._errors import Reason
 from ._reconciler import Reconciler
 from ._thread import ThreadState
-from ._wire import is_id, parse_json_object
+from ._wire import is_id, needs_exact, parse_json_object
 
 __all__ = ["check_lines", "CheckReport", "RuleReport", "ThreadCounts", "RULES", "FIRST_LINES"]
 
@@ -222,7 +222,11 @@ class _Finding:
         self.lines: list[int] = []
 
     def add(self, line: int, refused: bool) -> None:
-        self.count += 1
+        self.add_many(line, 1, refused)
+
+    def add_many(self, line: int, count: int, refused: int) -> None:
+        """``count`` breaks on ``line``, ``refused`` of them refused."""
+        self.count += count
         self.refused += refused
         lines = self.lines
         if len(lines) < FIRST_LINES and (not lines or lines[-1] != line):
@@ -244,8 +248,8 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
     engine = Reconciler()
     findings = {key: _Finding() for key in RULES}
     live_callback = findings["live_callback_without_turn"].add
-    stored_callback = findings["stored_callback_without_turn"].add
-    draft = findings["draft_without_parent"].add
+    stored_callback = findings["stored_callback_without_turn"].add_many
+    draft = findings["draft_without_parent"].add_many
     empty_history = findings["empty_history"].add
     # Rule 3's stream events are counted here and added to their finding at the end
     # (a live event is one line: a line number never repeats in its list).
@@ -261,6 +265,7 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
     threads = engine._threads
     agent_message = engine._agent_message
     dispatch = engine._dispatch
+    history = engine._history
     loads, decode_error = _loads, _JSONDecodeError
     others = 0  # lines that did not go straight to the agent_message fast path
     line = 0
@@ -276,7 +281,7 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             # the line (it counts the line and words any refusal).
             engine._line = line - 1
             message = engine._take_line(raw, None)
-            got = None
+            got = lacks = None
             others += 1
         else:
             try:
@@ -286,9 +291,14 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
                 name = None
             if name == "agent_message" and data.__class__ is dict:
                 got = agent_message(data, line, None, raw)
+            elif name == "history" and data.__class__ is dict and not needs_exact(raw):
+                # As _dispatch_slowly does for a page that orjson read exactly; the
+                # engine hands back what the page lacked by section 10.
+                lacks = history(data, line, None)
+                got = None
             else:
                 dispatch(message, line, None, raw)
-                got = None
+                got = lacks = None
                 others += 1
         new: Sequence[Reason] = ()
         if len(rejected) != seen:
@@ -375,14 +385,14 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
                 ):
                     empty_history(line, False)
                 continue
-            refusals = sum(reason is _NO_INVOCATION for reason in new)
-            for stored in messages:
-                note = _stored_kind(stored)
-                if note == "callback":
-                    stored_callback(line, refusals > 0)
-                    refusals -= 1
-                elif note == "draft":
-                    draft(line, False)
+            if lacks is None:  # the engine decoded the page again exactly: read it here
+                lacks = _page_lacks(messages)
+            callbacks, drafts = lacks
+            if callbacks:
+                refused = sum(reason is _NO_INVOCATION for reason in new)
+                stored_callback(line, callbacks, min(callbacks, refused))
+            if drafts:
+                draft(line, drafts, 0)
     engine._line = line
     engine._events += line - others
     stream.count += unnamed
@@ -432,6 +442,19 @@ def _binds(data: dict[str, Any]) -> bool:
         return False
     kind = payload.get("type")
     return kind == "thinking" or (kind == "rich_block" and not is_id(payload.get("messageId")))
+
+
+def _page_lacks(messages: list[Any]) -> tuple[int, int]:
+    """How many stored callbacks of a page lack their turn id and how many drafts
+    their parent id (what ``_history`` hands back for a page it read from orjson)."""
+    callbacks = drafts = 0
+    for message in messages:
+        kind = _stored_kind(message)
+        if kind == "callback":
+            callbacks += 1
+        elif kind == "draft":
+            drafts += 1
+    return callbacks, drafts
 
 
 def _stored_kind(message: Any) -> str | None:
