@@ -267,7 +267,9 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
     dispatch = engine._dispatch
     history = engine._history
     loads, decode_error = _loads, _JSONDecodeError
-    others = 0  # lines that did not go straight to the agent_message fast path
+    # Lines whose event the engine counted itself (through _take_line or _dispatch);
+    # every other line was one event, added to the engine's count at the end.
+    counted = 0
     line = 0
     for line, raw in enumerate(lines, 1):
         if raw.__class__ is not bytes and not isinstance(raw, (bytes, str, bytearray)):
@@ -282,7 +284,7 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             engine._line = line - 1
             message = engine._take_line(raw, None)
             got = lacks = None
-            others += 1
+            counted += 1
         else:
             try:
                 data: Any = message["data"]
@@ -299,7 +301,7 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             else:
                 dispatch(message, line, None, raw)
                 got = lacks = None
-                others += 1
+                counted += 1
         new: Sequence[Reason] = ()
         if len(rejected) != seen:
             # This line's refusals (nearly always one).
@@ -394,7 +396,7 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             if drafts:
                 draft(line, drafts, 0)
     engine._line = line
-    engine._events += line - others
+    engine._events += line - counted
     stream.count += unnamed
     stream.refused += unnamed_refused
     rules = tuple(
