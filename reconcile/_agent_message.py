@@ -68,7 +68,7 @@ class AgentMessageHandlers(CallbackPlacement):
 
     def _agent_message(
         self, data: dict[str, Any], line: int, changes: Sink, raw: bytes | str | None
-    ) -> ThreadState | None:
+    ) -> ThreadState | tuple[ThreadState, str, str | None] | None:
         """Section 2, steps 1 to 7, for one ``agent_message`` payload: the path of
         every event whose fields are all of exactly the right type.
 
@@ -77,10 +77,13 @@ class AgentMessageHandlers(CallbackPlacement):
         message from an in-process caller: then it may hold integers no line could
         bring, see ``check_decoded_integers``). Anything else goes to the general path.
 
-        Returns the event's thread when this path applied the event whole and it names
-        its turn (a non-empty ``turnInvocationId``), else ``None``. ``check_lines``
-        reads it: such an event (when it was not refused) breaks no rule of section 10,
-        so the checker only counts it and reads none of its fields again.
+        Returns, when this path applied the event whole (steps 4 to 7), the event's
+        thread if it names its turn (a non-empty ``turnInvocationId``), else the tuple
+        ``(thread, type, origin)`` (``origin`` is the ``text`` field's, else ``None``);
+        ``None`` for every other event. ``check_lines`` reads it: a named event (when
+        it was not refused) breaks no rule of section 10, and for the others the type
+        and origin say which rule they concern, so the checker reads none of the
+        fields again.
         """
         get = data.get
         kind = get("type")
@@ -175,7 +178,7 @@ class AgentMessageHandlers(CallbackPlacement):
                         self._apply_other(
                             thread, data, kind, cat, ts, line, changes, content, turn_id, parent
                         )
-                    return thread if turn_id else None
+                    return thread if turn_id else (thread, kind, origin)
         self._agent_message_slowly(data, line, changes, raw)
         return None
 

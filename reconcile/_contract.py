@@ -32,15 +32,19 @@ the checker adds O(threads) to the engine's own state, whatever the trace length
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any
+
+import orjson
 
 from ._bubbles import Gap, Rejected
 from ._errors import Reason
 from ._reconciler import Reconciler
 from ._thread import ThreadState
 from ._values import FrozenValue
-from ._wire import is_blank, is_id, parse_json_object
+from ._wire import is_id, needs_exact, parse_json_object
 
 __all__ = ["check_lines", "CheckReport", "RuleReport", "ThreadCounts", "RULES", "FIRST_LINES"]
 
@@ -61,8 +65,12 @@ RULES: dict[str, tuple[int, str]] = {
 
 # agent_message types that bind to a turn (section 3); text only when not a callback.
 _STREAM_TYPES = frozenset({"text", "tool_use", "tool_result", "done", "error"})
-_MALFORMED = (Reason.MALFORMED_LINE, Reason.MALFORMED_EVENT)
 _object_setattr = object.__setattr__
+_NO_STREAM: dict[str, Any] = {}  # read only: a stored message without extra.stream
+_MALFORMED_LINE, _MALFORMED_EVENT = Reason.MALFORMED_LINE, Reason.MALFORMED_EVENT
+_UNBOUND, _NO_INVOCATION = Reason.UNBOUND_EVENT, Reason.CALLBACK_WITHOUT_INVOCATION
+_reason_of, _thread_of = attrgetter("reason"), attrgetter("thread")
+_loads, _JSONDecodeError = orjson.loads, orjson.JSONDecodeError
 
 
 class RuleReport(FrozenValue):
@@ -263,7 +271,11 @@ class _Finding:
         self.lines: list[int] = []
 
     def add(self, line: int, refused: bool) -> None:
-        self.count += 1
+        self.add_many(line, 1, refused)
+
+    def add_many(self, line: int, count: int, refused: int) -> None:
+        """``count`` breaks on ``line``, ``refused`` of them refused."""
+        self.count += count
         self.refused += refused
         lines = self.lines
         if len(lines) < FIRST_LINES and (not lines or lines[-1] != line):
@@ -285,77 +297,157 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
     engine = Reconciler()
     findings = {key: _Finding() for key in RULES}
     live_callback = findings["live_callback_without_turn"].add
-    stored_callback = findings["stored_callback_without_turn"].add
-    stream_event = findings["stream_without_turn_id"].add
-    draft = findings["draft_without_parent"].add
+    stored_callback = findings["stored_callback_without_turn"].add_many
+    draft = findings["draft_without_parent"].add_many
     empty_history = findings["empty_history"].add
+    # Rule 3's stream events are counted here and added to their finding at the end
+    # (a live event is one line: a line number never repeats in its list).
+    stream = findings["stream_without_turn_id"]
+    unnamed = unnamed_refused = 0
+    first_lines = stream.lines
     # thread -> events (live or history) this loop counted; the events the engine's
     # fast path hands back are counted on their thread's state (``checked``) instead.
     events: dict[str, int] = {}
     live: set[str] = set()  # threads that had live agent_message events (besides those)
     rejected = engine._rejected  # the engine's own log (read only)
+    seen = 0  # refusals already looked at
     threads = engine._threads
-    take = engine._take_line
-    for raw in lines:
+    agent_message = engine._agent_message
+    dispatch = engine._dispatch
+    history = engine._history
+    loads, decode_error = _loads, _JSONDecodeError
+    # Lines whose event the engine counted itself (through _take_line or _dispatch);
+    # every other line was one event, added to the engine's count at the end.
+    counted = 0
+    line = 0
+    for line, raw in enumerate(lines, 1):
         if raw.__class__ is not bytes and not isinstance(raw, (bytes, str, bytearray)):
             engine.receive_line(raw)  # raises the public API's LocalTypeError
-        before = len(rejected)
-        # The engine's batch path: no change objects. It hands back the decoded
-        # message, so each line is decoded once for the engine and this observer; or,
-        # for an agent_message it took whole on its fast path and that names its turn,
-        # the thread's state: such an event breaks no rule (rules 1 and 3 need a
-        # missing turnInvocationId), so it is only counted (unless a handler refused
-        # it as malformed, as the general case below).
-        message = take(raw, None)
-        if message.__class__ is ThreadState:
-            if len(rejected) == before or not any(
-                r.reason in _MALFORMED for r in rejected[before:]
-            ):
-                n = message.checked
-                if not n and message.id not in events:
-                    events[message.id] = 0  # the report lists threads in first-seen order
-                message.checked = n + 1
+        # Section 1 as Reconciler._take_line and _dispatch do it, written out for the
+        # usual line (one decode, no change objects, two Python calls less per line).
+        try:
+            message = loads(raw)
+        except decode_error:
+            # Blank, a number beyond a double, or malformed: the engine's own path for
+            # the line (it counts the line and words any refusal).
+            engine._line = line - 1
+            message = engine._take_line(raw, None)
+            got = lacks = None
+            counted += 1
+        else:
+            try:
+                data: Any = message["data"]
+                name = message["event"]
+            except (KeyError, TypeError):  # not an object, or no data or event
+                name = None
+            if name == "agent_message" and data.__class__ is dict:
+                got = agent_message(data, line, None, raw)
+            elif name == "history" and data.__class__ is dict and not needs_exact(raw):
+                # As _dispatch_slowly does for a page that orjson read exactly; the
+                # engine hands back what the page lacked by section 10.
+                lacks = history(data, line, None)
+                got = None
+            else:
+                dispatch(message, line, None, raw)
+                got = lacks = None
+                counted += 1
+        new: Sequence[Reason] = ()
+        if len(rejected) != seen:
+            # This line's refusals (nearly always one).
+            if len(rejected) == seen + 1:
+                new = (rejected[-1].reason,)
+            else:
+                new = [r.reason for r in rejected[seen:]]
+            seen = len(rejected)
+            if _MALFORMED_LINE in new or _MALFORMED_EVENT in new:
+                continue  # refused as malformed: not counted against any rule
+        if got is not None:
+            # The fast path applied the event whole and handed back its thread, and for
+            # an event without turnInvocationId its type and origin (see
+            # _agent_message): no field of it is read again but the few below.
+            if not isinstance(got, tuple):
+                # It names its turn: it breaks no rule (1 and 3 need a missing
+                # turnInvocationId), it is only counted.
+                n = got.checked
+                if not n and got.id not in events:
+                    events[got.id] = 0  # the report lists threads in first-seen order
+                got.checked = n + 1
+                continue
+            thread, kind, origin = got
+            n = thread.checked
+            if not n and thread.id not in events:
+                events[thread.id] = 0
+            thread.checked = n + 1
+            if kind == "text":
+                if origin == "callback":
+                    if not is_id(data.get("invocationId")):
+                        live_callback(line, _NO_INVOCATION in new)
+                    continue
+            elif kind not in _STREAM_TYPES:
+                if kind != "system_info":
+                    continue
+                content = data["content"]  # a string: the fast path checked it
+                if (
+                    "thinking" not in content and "rich_block" not in content
+                    and "\\" not in content
+                ) or not _binds(data):
+                    continue
+            if unnamed < FIRST_LINES:
+                first_lines.append(line)
+            unnamed += 1
+            if new and _UNBOUND in new:
+                unnamed_refused += 1
             continue
-        line = engine._line
-        new = [r.reason for r in rejected[before:]] if len(rejected) > before else ()
+        # Every other line: the observer reads the decoded message.
         if message.__class__ is not dict:
             continue
         data = message.get("data")
         name = message.get("event")
-        if data.__class__ is not dict or (new and any(reason in _MALFORMED for reason in new)):
+        if data.__class__ is not dict:
             continue
-        thread = data.get("threadId")
-        if thread.__class__ is not str:
+        thread_id = data.get("threadId")
+        if thread_id.__class__ is not str:
             continue
-        events[thread] = events.get(thread, 0) + 1
+        events[thread_id] = events.get(thread_id, 0) + 1
         if name == "agent_message":
-            live.add(thread)
-            kind = data.get("type")
+            live.add(thread_id)
+            event_type = data.get("type")
             turn = data.get("turnInvocationId")
-            named = isinstance(turn, str) and turn != ""  # is_id, inline (every event)
-            if kind == "text" and data.get("origin") == "callback":
+            named = isinstance(turn, str) and turn != ""  # is_id, inline
+            if event_type == "text" and data.get("origin") == "callback":
                 if not named and not is_id(data.get("invocationId")):
-                    live_callback(line, Reason.CALLBACK_WITHOUT_INVOCATION in new)
+                    live_callback(line, _NO_INVOCATION in new)
             elif not named and (
-                kind in _STREAM_TYPES or (kind == "system_info" and _binds(data))
+                event_type in _STREAM_TYPES
+                or (event_type == "system_info" and _binds(data))
             ):
-                stream_event(line, Reason.UNBOUND_EVENT in new)
+                if unnamed < FIRST_LINES:
+                    first_lines.append(line)
+                unnamed += 1
+                if _UNBOUND in new:
+                    unnamed_refused += 1
         elif name == "history":
             messages = data.get("messages")
             if messages.__class__ is not list:
                 continue
-            if not messages and (
-                thread in live or ((state := threads.get(thread)) is not None and state.checked)
-            ):
-                empty_history(line, False)
-            refusals = sum(reason is Reason.CALLBACK_WITHOUT_INVOCATION for reason in new)
-            for stored in messages:
-                kind = _stored_kind(stored)
-                if kind == "callback":
-                    stored_callback(line, refusals > 0)
-                    refusals -= 1
-                elif kind == "draft":
-                    draft(line, False)
+            if not messages:
+                if thread_id in live or (
+                    (state := threads.get(thread_id)) is not None and state.checked
+                ):
+                    empty_history(line, False)
+                continue
+            if lacks is None:  # the engine decoded the page again exactly: read it here
+                lacks = _page_lacks(messages)
+            callbacks, drafts = lacks
+            if callbacks:
+                refused = sum(reason is _NO_INVOCATION for reason in new)
+                stored_callback(line, callbacks, min(callbacks, refused))
+            if drafts:
+                draft(line, drafts, 0)
+    engine._line = line
+    engine._events += line - counted
+    stream.count += unnamed
+    stream.refused += unnamed_refused
     rules = tuple(
         RuleReport(rule, key, title, f.count, f.refused, tuple(f.lines))
         for key, (rule, title) in RULES.items()
@@ -365,15 +457,14 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
         h: [n + (state.checked if (state := threads.get(h)) is not None else 0), 0, 0, 0]
         for h, n in events.items()
     }
-    for h in engine.threads:
-        counts.setdefault(h, [0, 0, 0, 0])[1] = len(engine.bubbles(h))
-    reasons: dict[str, int] = {}
-    for r in rejected:
-        reasons[str(r.reason)] = reasons.get(str(r.reason), 0) + 1
-        if r.thread is not None:
-            counts.setdefault(r.thread, [0, 0, 0, 0])[2] += 1
-    for g in engine.gaps:
+    for h, state in threads.items():
+        counts.setdefault(h, [0, 0, 0, 0])[1] = len(state.order)
+    for h, n in Counter(map(_thread_of, rejected)).items():
+        if h is not None:
+            counts.setdefault(h, [0, 0, 0, 0])[2] += n
+    for g in engine._gaps:
         counts.setdefault(g.thread, [0, 0, 0, 0])[3] += 1
+    reasons = {str(reason): n for reason, n in Counter(map(_reason_of, rejected)).items()}
     stats = engine.stats.to_dict()
     return CheckReport(
         lines=engine.lines,
@@ -383,7 +474,7 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
         reasons=dict(sorted(reasons.items())),
         rules=rules,
         threads={h: ThreadCounts(*c) for h, c in counts.items()},
-        gaps=tuple(engine.gaps),
+        gaps=tuple(engine._gaps),
     )
 
 
@@ -404,20 +495,35 @@ def _binds(data: dict[str, Any]) -> bool:
     return kind == "thinking" or (kind == "rich_block" and not is_id(payload.get("messageId")))
 
 
+def _page_lacks(messages: list[Any]) -> tuple[int, int]:
+    """How many stored callbacks of a page lack their turn id and how many drafts
+    their parent id (what ``_history`` hands back for a page it read from orjson)."""
+    callbacks = drafts = 0
+    for message in messages:
+        kind = _stored_kind(message)
+        if kind == "callback":
+            callbacks += 1
+        elif kind == "draft":
+            drafts += 1
+    return callbacks, drafts
+
+
 def _stored_kind(message: Any) -> str | None:
     """``callback`` for a stored callback without its turn id, ``draft`` for a draft
     without its parent id, else ``None`` (section 7's reading of a stored message)."""
     if message.__class__ is not dict:
         return None
-    message_id = message.get("id")
-    if not isinstance(message.get("catId"), str) or not is_id(message_id):
+    get = message.get
+    message_id = get("id")
+    # is_id inline (every stored message of every page): a non-empty string.
+    if not isinstance(get("catId"), str) or not isinstance(message_id, str) or not message_id:
         return None  # user and system messages
-    extra = message.get("extra")
+    extra = get("extra")
     stream = extra.get("stream") if extra.__class__ is dict else None
     if stream.__class__ is not dict:
-        stream = {}
-    if message.get("origin") == "callback":
+        stream = _NO_STREAM
+    if get("origin") == "callback":
         return None if is_id(stream.get("invocationId")) else "callback"
-    if message.get("isDraft") is True or message_id.startswith("draft-"):
+    if get("isDraft") is True or message_id.startswith("draft-"):
         return None if is_id(stream.get("parentInvocationId")) else "draft"
     return None

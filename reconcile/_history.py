@@ -21,15 +21,26 @@ from ._wire import is_id
 
 __all__ = ["HistoryMerge"]
 
+#: What :meth:`HistoryMerge._stored_message` says a stored message lacked.
+_CALLBACK_WITHOUT_TURN = "callback"
+_DRAFT_WITHOUT_PARENT = "draft"
+
 
 class HistoryMerge(CallbackPlacement):
     """Section 7: ``history`` events."""
 
-    def _history(self, data: dict[str, Any], line: int, changes: Sink) -> None:
+    def _history(
+        self, data: dict[str, Any], line: int, changes: Sink
+    ) -> tuple[int, int] | None:
         """Section 7: check the page, make its thread exist, merge each message.
 
         A page is judged message by message (section 8): a refused stored callback is
         skipped and the rest of the page still applies.
+
+        Returns, for ``check_lines``, what the page lacked by section 10: how many
+        stored callbacks had no ``extra.stream.invocationId`` (rule 2) and how many
+        drafts no ``extra.stream.parentInvocationId`` (rule 3); ``None`` for a page
+        refused whole.
         """
         thread_id = data.get("threadId")
         messages = data.get("messages")
@@ -38,42 +49,69 @@ class HistoryMerge(CallbackPlacement):
                 line, Reason.MALFORMED_EVENT, "history needs a string threadId and a messages list",
                 changes, thread_id,
             )
-            return
+            return None
         thread = self._thread(thread_id)
+        stored_message = self._stored_message
+        callbacks = drafts = 0
         for message in messages:
-            self._stored_message(thread, message, line, changes)
+            lacks = stored_message(thread, message, line, changes)
+            if lacks is not None:
+                if lacks is _CALLBACK_WITHOUT_TURN:
+                    callbacks += 1
+                else:
+                    drafts += 1
+        return callbacks, drafts
 
     def _stored_message(
         self, thread: ThreadState, message: Any, line: int, changes: Sink
-    ) -> None:
-        """Section 7: merge one stored message by exact identity."""
+    ) -> str | None:
+        """Section 7: merge one stored message by exact identity.
+
+        Returns :data:`_CALLBACK_WITHOUT_TURN` or :data:`_DRAFT_WITHOUT_PARENT` for a
+        stored callback or draft that lacks the id section 10 asks for, else ``None``.
+        """
         if not isinstance(message, dict):
-            return
-        cat = message.get("catId")
-        message_id = message.get("id")
-        if not isinstance(cat, str) or not is_id(message_id):
-            return  # user and system messages have no catId: they make no bubble
-        text = message.get("content")
+            return None
+        get = message.get
+        cat = get("catId")
+        message_id = get("id")
+        # is_id inline (every stored message): an id is a non-empty string.
+        if not isinstance(cat, str) or not isinstance(message_id, str) or not message_id:
+            return None  # user and system messages have no catId: they make no bubble
+        text = get("content")
         if not isinstance(text, str):
             text = ""
-        ts = message.get("timestamp")
+        ts = get("timestamp")
         if type(ts) is int:
-            thread.see_timestamp(ts)  # a stored timestamp counts as seen (step 5)
+            # A stored timestamp counts as seen (step 5), as ThreadState.see_timestamp.
+            if ts > thread.max_ts or not thread.seen_ts:
+                thread.max_ts = ts
+                thread.seen_ts = True
         else:
             ts = thread.max_ts
-        turn_id = None
-        extra = message.get("extra")
+        turn_id = named = None  # named: extra.stream.invocationId, when it is an id
+        extra = get("extra")
         stream = extra.get("stream") if isinstance(extra, dict) else None
-        if isinstance(stream, dict) and is_id(stream.get("invocationId")):
-            turn_id = stream["invocationId"]
-        elif message_id.startswith("draft-") and len(message_id) > 6:
+        if isinstance(stream, dict):
+            named = stream.get("invocationId")
+            if isinstance(named, str) and named:
+                turn_id = named
+        if turn_id is None and message_id.startswith("draft-") and len(message_id) > 6:
             turn_id = message_id[6:]  # a draft's id names its turn
 
-        if message.get("origin") == "callback":
-            self._stored_callback(thread, message, cat, message_id, turn_id, text, ts, line, changes)
-        elif message.get("isDraft") is True or message_id.startswith("draft-"):
+        if get("origin") == "callback":
+            self._stored_callback(
+                thread, message, cat, message_id, turn_id, text, ts, line, changes
+            )
+            # Section 10 rule 2 asks for the turn id in extra.stream (turn_id is that
+            # very string then), not in a draft- message id.
+            return None if turn_id is not None and turn_id is named else _CALLBACK_WITHOUT_TURN
+        if get("isDraft") is True or message_id.startswith("draft-"):
             self._stored_draft(thread, stream, cat, turn_id, text, ts, line, changes)
-        elif turn_id is not None:
+            if isinstance(stream, dict) and is_id(stream.get("parentInvocationId")):
+                return None
+            return _DRAFT_WITHOUT_PARENT
+        if turn_id is not None:
             self._stored_turn_message(thread, cat, turn_id, text, ts, line, changes)
         else:
             # No turn: a bubble of its own, keyed by the stored message id, so a later
@@ -87,6 +125,7 @@ class HistoryMerge(CallbackPlacement):
                 )
                 if changes is not None:
                     changes.append(BubbleAdded(bubble, line))
+        return None
 
     def _stored_callback(
         self,

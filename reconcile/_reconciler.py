@@ -245,10 +245,9 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
     def _take_line(self, line: bytes | str, changes: Sink) -> Any:
         """Section 1 for one line: count it, decode it, dispatch it.
 
-        Returns, for ``check_lines``, which watches the same events: the thread's
-        state when the line was an ``agent_message`` that names its turn and took the
-        fast path (see :meth:`_agent_message`), else the decoded message (``None`` for
-        a blank or malformed line). The decode is orjson's alone: the scan for big
+        Returns what :meth:`_agent_message` returns when the line was an
+        ``agent_message`` that took the fast path, else the decoded message (``None``
+        for a blank or malformed line). The decode is orjson's alone: the scan for big
         integers runs only where a handler needs exact values.
         """
         self._line += 1
@@ -275,7 +274,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
 
     def _dispatch(
         self, message: Any, line: int, changes: Sink, raw: bytes | str | None
-    ) -> ThreadState | None:
+    ) -> ThreadState | tuple[ThreadState, str, str | None] | None:
         """Section 1's shape check, then section 2 or 7 by event name.
 
         ``raw`` is the line ``message`` was decoded from by orjson alone (it may hold a

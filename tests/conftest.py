@@ -25,6 +25,7 @@ _TIERS = {
         "test_check_report", "test_seq_and_envelope", "test_event_builders", "test_changes",
         "test_values"),
     1: ("test_conformance", "test_real_server_captures", "test_real_server_recordings",
+        "test_check_observer",
         "test_cli", "test_startup", "test_readme", "test_docs"),
     3: ("test_properties", "test_robustness", "test_simulate", "test_stateful",
         "test_typing"),
