@@ -50,8 +50,9 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
     if args.json:
         out.write(dumps(report.to_dict(), ascii_only=not can_write_any_text(out)) + "\n")
         return status
-    for rejected in report.rejected:
-        out.write(f"{rejected.line}: {rejected.reason.value}: {rejected.detail}\n")
+    # One write for all refusals: a trace can hold thousands (a refusal's reason is a
+    # StrEnum, so formatting it gives its value without the enum's property).
+    out.write("".join([f"{r.line}: {r.reason}: {r.detail}\n" for r in report.rejected]))
     for rule in report.rules:
         kind = "refused" if rule.refusal else "advisory"
         where = ", ".join(map(str, rule.lines)) + (", ..." if rule.count > len(rule.lines) else "")
