@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from operator import attrgetter
+from reprlib import recursive_repr
 from typing import Any, ClassVar
 
 from ._errors import FrozenInstanceError
@@ -57,9 +58,15 @@ class Value:
         names = cls._compared if len(cls._compared) > 1 else (*cls._compared, "__class__")
         cls._key = attrgetter(*names)
 
+    # A value that holds itself (an event whose data dict contains the event) shows
+    # as ``...`` inside, as attrs did, instead of recursing until RecursionError.
+    # (reprlib is imported by collections already: this costs no start-up.)
+    @recursive_repr()
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
-        return f"{self.__class__.__name__}({fields})"
+        # attrs's name: the qualified one without a function's ``<locals>.`` prefix.
+        name = self.__class__.__qualname__.rsplit(">.", 1)[-1]
+        return f"{name}({fields})"
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:

@@ -266,3 +266,21 @@ def test_to_dict_methods_stay_as_they_were():
         "events": 5, "bubbles": 2, "refused": 1, "gaps": 0}
     rule = RuleReport(3, "k", "t", 2, 1, (4, 9))
     assert RuleReport.from_dict(rule.to_dict()) == rule and rule.refusal
+
+
+def test_repr_of_a_value_that_holds_itself_shows_dots_as_attrs_did():
+    event = OtherEvent("heartbeat", {})
+    event.data["self"] = event
+    assert repr(event) == "OtherEvent(name='heartbeat', data={'self': ...})"
+    added = BubbleAdded(BUBBLE, 1)
+    added.line = added  # type: ignore[assignment]
+    assert repr(added) == f"BubbleAdded(bubble={BUBBLE!r}, line=...)"
+    assert repr(added) == repr(added)  # the guard is released after each repr
+
+
+def test_repr_of_a_nested_subclass_names_its_outer_class_as_attrs_did():
+    class Outer:
+        class Inner(Duplicate):
+            __slots__ = ()
+
+    assert repr(Outer.Inner(1, "t", 2)) == "Outer.Inner(line=1, thread='t', seq=2)"
