@@ -48,8 +48,14 @@ class Value:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        own = tuple(cls.__dict__.get("__slots__", ()))
-        # A subclass's own slots come after its base's fields (none for ours).
+        slots = cls.__dict__.get("__slots__", ())
+        # A subclass's own slots come after its base's fields (none for ours). A single
+        # slot may be named by a bare string; __weakref__ and __dict__ are not fields.
+        own = tuple(
+            name
+            for name in ((slots,) if isinstance(slots, str) else slots)
+            if name not in ("__weakref__", "__dict__")
+        )
         if "_compared" not in cls.__dict__:
             cls._compared = (*cls._compared, *own)
         cls._fields = (*cls._fields, *own)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import weakref
 
 import pytest
 
@@ -284,3 +285,28 @@ def test_repr_of_a_nested_subclass_names_its_outer_class_as_attrs_did():
             __slots__ = ()
 
     assert repr(Outer.Inner(1, "t", 2)) == "Outer.Inner(line=1, thread='t', seq=2)"
+
+
+def test_a_subclass_may_add_a_weakref_slot():
+    # The classes take no weak references (CHANGELOG); a subclass can add the slot.
+    class Weak(Rejected):
+        __slots__ = ("__weakref__",)
+
+    value = Weak(1, Reason.MALFORMED_LINE, "x")
+    assert weakref.ref(value)() is value
+    assert repr(value) == repr(Rejected(1, Reason.MALFORMED_LINE, "x")).replace("Rejected", "Weak")
+    assert copy.copy(value) == value and copy.deepcopy(value) == value
+    assert hash(value) == hash(Weak(1, Reason.MALFORMED_LINE, "x"))
+
+
+def test_a_subclass_may_name_its_one_extra_slot_as_a_string():
+    class Noted(Duplicate):
+        __slots__ = "note"
+
+        def __init__(self, line: int, thread: str, seq: int, note: str) -> None:
+            super().__init__(line, thread, seq)
+            self.note = note
+
+    value = Noted(1, "t", 2, "n")
+    assert repr(value) == "Noted(line=1, thread='t', seq=2, note='n')"
+    assert copy.copy(value) == value and value != Noted(1, "t", 2, "other")
