@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from operator import attrgetter
 from reprlib import recursive_repr
-from typing import Any, ClassVar
+from typing import Any, ClassVar, dataclass_transform
 
 from ._errors import FrozenInstanceError
 
@@ -90,6 +90,11 @@ class Value:
             _object_setattr(self, name, value)
 
 
+# For type checkers only (at run time it only sets a dunder on the class): the
+# annotated fields of a subclass are read-only, so ``mypy`` reports ``gap.line = 3``
+# as attrs's plugin did, not just the run time. The subclasses write their own
+# ``__init__``, which a type checker then takes as it is.
+@dataclass_transform(frozen_default=True)
 class FrozenValue(Value):
     """Base of an immutable value class: fields set once, by ``__init__``.
 
