@@ -9,7 +9,8 @@ Each value class lists its fields once, as its ``__slots__``, and writes its own
 * :class:`Value` instances are mutable and unhashable; :class:`FrozenValue` instances
   refuse to have a field set or deleted (:class:`~reconcile.FrozenInstanceError`) and
   hash their compared fields;
-* ``copy``, ``deepcopy`` and ``pickle`` work (frozen ones included).
+* ``copy``, ``deepcopy`` and ``pickle`` work (frozen ones included), and so does
+  ``copy.replace`` (Python 3.13).
 
 Why not attrs or dataclasses: both write each class's methods as source text and compile
 it when the module is imported. With the 16 classes of the engine that was most of
@@ -23,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from operator import attrgetter
 from reprlib import recursive_repr
-from typing import Any, ClassVar, dataclass_transform
+from typing import Any, ClassVar, Self, dataclass_transform
 
 from ._errors import FrozenInstanceError
 
@@ -81,6 +82,14 @@ class Value:
         return bool(key(self) == key(other))
 
     # Defining __eq__ leaves __hash__ None: a mutable value is unhashable, as a list.
+
+    def __replace__(self, /, **changes: Any) -> Self:
+        """A new value of the same class with ``changes`` (field name -> value) made:
+        ``copy.replace(gap, line=9)`` on Python 3.13, as attrs classes had there. It
+        goes through ``__init__`` (``History`` makes its messages a tuple again)."""
+        fields = {name: getattr(self, name) for name in self._fields}
+        fields.update(changes)
+        return self.__class__(**fields)
 
     def __getstate__(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._fields}

@@ -310,3 +310,27 @@ def test_a_subclass_may_name_its_one_extra_slot_as_a_string():
     value = Noted(1, "t", 2, "n")
     assert repr(value) == "Noted(line=1, thread='t', seq=2, note='n')"
     assert copy.copy(value) == value and value != Noted(1, "t", 2, "other")
+
+
+def _replace(value, **changes):
+    # copy.replace (Python 3.13) calls __replace__, which attrs classes had there too.
+    replace = getattr(copy, "replace", None)
+    return replace(value, **changes) if replace else value.__replace__(**changes)
+
+
+@pytest.mark.parametrize(("cls", "args", "kwargs"), SAMPLES, ids=IDS)
+def test_copy_replace_builds_a_new_value_with_the_fields_given(cls, args, kwargs):
+    value = make(cls, args, kwargs)
+    same = _replace(value)
+    assert same == value and same is not value and type(same) is cls
+    first, *rest = cls.__slots__
+    changed = _replace(value, **{first: "changed"})
+    assert type(changed) is cls and getattr(changed, first) == "changed"
+    assert all(getattr(changed, name) is getattr(value, name) for name in rest)
+    with pytest.raises(TypeError):
+        _replace(value, not_a_field=1)
+
+
+def test_copy_replace_goes_through_the_constructor():
+    assert _replace(Gap("t1", 1, 4, 6), line=9) == Gap("t1", 1, 4, 9)
+    assert _replace(History("t1"), messages=[{"id": "m1"}]).messages == ({"id": "m1"},)
