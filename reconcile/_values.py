@@ -52,11 +52,9 @@ class Value:
         slots = cls.__dict__.get("__slots__", ())
         # A subclass's own slots come after its base's fields (none for ours). A single
         # slot may be named by a bare string; __weakref__ and __dict__ are not fields.
-        own = tuple(
-            name
-            for name in ((slots,) if isinstance(slots, str) else slots)
-            if name not in ("__weakref__", "__dict__")
-        )
+        own = (slots,) if isinstance(slots, str) else tuple(slots)
+        if "__weakref__" in own or "__dict__" in own:
+            own = tuple(name for name in own if name not in ("__weakref__", "__dict__"))
         if "_compared" not in cls.__dict__:
             cls._compared = (*cls._compared, *own)
         cls._fields = (*cls._fields, *own)
