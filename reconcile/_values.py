@@ -65,7 +65,7 @@ class Value:
 
     # A value that holds itself (an event whose data dict contains the event) shows
     # as ``...`` inside, as attrs did, instead of recursing until RecursionError.
-    # (reprlib is imported by collections already: this costs no start-up.)
+    # (collections imports reprlib already: this imports nothing more.)
     @recursive_repr()
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
