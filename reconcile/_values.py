@@ -9,7 +9,8 @@ Each value class lists its fields once, as its ``__slots__``, and writes its own
 * :class:`Value` instances are mutable and unhashable; :class:`FrozenValue` instances
   refuse to have a field set or deleted (:class:`~reconcile.FrozenInstanceError`) and
   hash their compared fields;
-* ``copy``, ``deepcopy`` and ``pickle`` work (frozen ones included).
+* ``copy``, ``deepcopy`` and ``pickle`` work (frozen ones included), and so does
+  ``copy.replace`` (Python 3.13).
 
 Why not attrs or dataclasses: both write each class's methods as source text and compile
 it when the module is imported. With the 16 classes of the engine that was most of
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Any, ClassVar
+from reprlib import recursive_repr
+from typing import Any, ClassVar, Self, dataclass_transform
 
 from ._errors import FrozenInstanceError
 
@@ -47,8 +49,12 @@ class Value:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        own = tuple(cls.__dict__.get("__slots__", ()))
-        # A subclass's own slots come after its base's fields (none for ours).
+        slots = cls.__dict__.get("__slots__", ())
+        # A subclass's own slots come after its base's fields (none for ours). A single
+        # slot may be named by a bare string; __weakref__ and __dict__ are not fields.
+        own = (slots,) if isinstance(slots, str) else tuple(slots)
+        if "__weakref__" in own or "__dict__" in own:
+            own = tuple(name for name in own if name not in ("__weakref__", "__dict__"))
         if "_compared" not in cls.__dict__:
             cls._compared = (*cls._compared, *own)
         cls._fields = (*cls._fields, *own)
@@ -57,9 +63,15 @@ class Value:
         names = cls._compared if len(cls._compared) > 1 else (*cls._compared, "__class__")
         cls._key = attrgetter(*names)
 
+    # A value that holds itself (an event whose data dict contains the event) shows
+    # as ``...`` inside, as attrs did, instead of recursing until RecursionError.
+    # (collections imports reprlib already: this imports nothing more.)
+    @recursive_repr()
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
-        return f"{self.__class__.__name__}({fields})"
+        # attrs's name: the qualified one without a function's ``<locals>.`` prefix.
+        name = self.__class__.__qualname__.rsplit(">.", 1)[-1]
+        return f"{name}({fields})"
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -69,6 +81,14 @@ class Value:
 
     # Defining __eq__ leaves __hash__ None: a mutable value is unhashable, as a list.
 
+    def __replace__(self, /, **changes: Any) -> Self:
+        """A new value of the same class with ``changes`` (field name -> value) made:
+        ``copy.replace(gap, line=9)`` on Python 3.13, as attrs classes had there. It
+        goes through ``__init__`` (``History`` makes its messages a tuple again)."""
+        fields = {name: getattr(self, name) for name in self._fields}
+        fields.update(changes)
+        return self.__class__(**fields)
+
     def __getstate__(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._fields}
 
@@ -77,6 +97,11 @@ class Value:
             _object_setattr(self, name, value)
 
 
+# For type checkers only (at run time it only sets a dunder on the class): the
+# annotated fields of a subclass are read-only, so ``mypy`` reports ``gap.line = 3``
+# as attrs's plugin did, not just the run time. The subclasses write their own
+# ``__init__``, which a type checker then takes as it is.
+@dataclass_transform(frozen_default=True)
 class FrozenValue(Value):
     """Base of an immutable value class: fields set once, by ``__init__``.
 

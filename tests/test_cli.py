@@ -295,3 +295,18 @@ def test_building_the_parser_loads_no_command_implementation():
             f"for h in {HEAVY!r})))\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert p.stdout.strip() == "[]", p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("command", ["record", "watch"])
+def test_record_and_watch_without_attrs_name_it_and_the_client_extra(
+    command, monkeypatch, capsys
+):
+    # attrs comes with the client extra only (the engine does not use it); the client
+    # does, so a missing attrs is the install hint, not a traceback from its import.
+    monkeypatch.setitem(sys.modules, "attrs", None)  # `import attrs` raises ImportError
+    output = ["-o", "-"] if command == "record" else []
+    status, _ = call(command, "--url", "ftp://nowhere", "--thread", "t1", *output)
+    assert status == 2
+    assert capsys.readouterr().err == (
+        f"reconcile: error: {command} needs attrs: pip install 'reconcile-chat[client]'\n"
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import weakref
 
 import pytest
 
@@ -266,3 +267,70 @@ def test_to_dict_methods_stay_as_they_were():
         "events": 5, "bubbles": 2, "refused": 1, "gaps": 0}
     rule = RuleReport(3, "k", "t", 2, 1, (4, 9))
     assert RuleReport.from_dict(rule.to_dict()) == rule and rule.refusal
+
+
+def test_repr_of_a_value_that_holds_itself_shows_dots_as_attrs_did():
+    event = OtherEvent("heartbeat", {})
+    event.data["self"] = event
+    assert repr(event) == "OtherEvent(name='heartbeat', data={'self': ...})"
+    added = BubbleAdded(BUBBLE, 1)
+    added.line = added  # type: ignore[assignment]
+    assert repr(added) == f"BubbleAdded(bubble={BUBBLE!r}, line=...)"
+    assert repr(added) == repr(added)  # the guard is released after each repr
+
+
+def test_repr_of_a_nested_subclass_names_its_outer_class_as_attrs_did():
+    class Outer:
+        class Inner(Duplicate):
+            __slots__ = ()
+
+    assert repr(Outer.Inner(1, "t", 2)) == "Outer.Inner(line=1, thread='t', seq=2)"
+
+
+def test_a_subclass_may_add_a_weakref_slot():
+    # The classes take no weak references (CHANGELOG); a subclass can add the slot.
+    class Weak(Rejected):
+        __slots__ = ("__weakref__",)
+
+    value = Weak(1, Reason.MALFORMED_LINE, "x")
+    assert weakref.ref(value)() is value
+    assert repr(value) == repr(Rejected(1, Reason.MALFORMED_LINE, "x")).replace("Rejected", "Weak")
+    assert copy.copy(value) == value and copy.deepcopy(value) == value
+    assert hash(value) == hash(Weak(1, Reason.MALFORMED_LINE, "x"))
+
+
+def test_a_subclass_may_name_its_one_extra_slot_as_a_string():
+    class Noted(Duplicate):
+        __slots__ = "note"
+
+        def __init__(self, line: int, thread: str, seq: int, note: str) -> None:
+            super().__init__(line, thread, seq)
+            self.note = note
+
+    value = Noted(1, "t", 2, "n")
+    assert repr(value) == "Noted(line=1, thread='t', seq=2, note='n')"
+    assert copy.copy(value) == value and value != Noted(1, "t", 2, "other")
+
+
+def _replace(value, **changes):
+    # copy.replace (Python 3.13) calls __replace__, which attrs classes had there too.
+    replace = getattr(copy, "replace", None)
+    return replace(value, **changes) if replace else value.__replace__(**changes)
+
+
+@pytest.mark.parametrize(("cls", "args", "kwargs"), SAMPLES, ids=IDS)
+def test_copy_replace_builds_a_new_value_with_the_fields_given(cls, args, kwargs):
+    value = make(cls, args, kwargs)
+    same = _replace(value)
+    assert same == value and same is not value and type(same) is cls
+    first, *rest = cls.__slots__
+    changed = _replace(value, **{first: "changed"})
+    assert type(changed) is cls and getattr(changed, first) == "changed"
+    assert all(getattr(changed, name) is getattr(value, name) for name in rest)
+    with pytest.raises(TypeError):
+        _replace(value, not_a_field=1)
+
+
+def test_copy_replace_goes_through_the_constructor():
+    assert _replace(Gap("t1", 1, 4, 6), line=9) == Gap("t1", 1, 4, 9)
+    assert _replace(History("t1"), messages=[{"id": "m1"}]).messages == ({"id": "m1"},)

@@ -69,6 +69,9 @@ def live_arguments(parser: argparse.ArgumentParser) -> None:
 
 def require_client(command: str) -> None:
     try:
+        # The client's own classes use attrs, which only the client extra installs
+        # (aiohttp needs it today too, but that is aiohttp's business).
+        import attrs  # noqa: F401
         import aiohttp  # noqa: F401
         import rich  # noqa: F401
         import socketio  # noqa: F401
