@@ -54,12 +54,20 @@ _OPENS, _NO_ACTIVITY = Activity.OPENS, Activity.NONE
 _APPENDED = Update.APPENDED
 _RUNNING = TurnState.RUNNING
 
-# The one shortcut past the transition table: a stream chunk for a running turn that
-# already has its primary bubble is appended without a table lookup. It is only right
-# while the table's row says so (the state stays, the chunk is appended, the turn was
-# already running); this ties the shortcut to that row.
+# Two shortcuts past the transition table, for the most frequent events. A stream
+# chunk for a running turn that already has its primary bubble is appended without a
+# table lookup: only right while the table's row says so (the state stays, the chunk
+# is appended, the turn was already running); this ties the shortcut to that row.
 assert TRANSITIONS[_RUNNING, _STREAM_TEXT] == (_RUNNING, _APPEND, _NO_ACTIVITY), (
-    "the running-turn shortcut in _stream_text no longer matches the transition table"
+    "the running-turn shortcut in _agent_message no longer matches the transition table"
+)
+# A chunk of a turn its callback replaced is superseded without a table lookup in the
+# states whose row says exactly that (state kept, no running change). The set is read
+# off the table, so it follows any change of those rows.
+_STALE_STREAM_STATES = frozenset(
+    state
+    for state in TurnState
+    if TRANSITIONS[state, _STREAM_TEXT] == (state, _SUPERSEDE, _NO_ACTIVITY)
 )
 
 
@@ -76,6 +84,10 @@ class AgentMessageHandlers(CallbackPlacement):
         bits came back as a float), or ``None`` when ``data`` is exact (a decoded
         message from an in-process caller: then it may hold integers no line could
         bring, see ``check_decoded_integers``). Anything else goes to the general path.
+
+        The most frequent event, a stream chunk for a running turn that already has
+        its bubble, is applied here whole (one Python call per chunk); every other
+        event goes on to the handler of its type.
 
         Returns the event's thread when this path applied the event whole and it names
         its turn (a non-empty ``turnInvocationId``), else ``None``. ``check_lines``
@@ -94,30 +106,26 @@ class AgentMessageHandlers(CallbackPlacement):
                 return None
             # Step 3: field types, each field read once. On a line a float never
             # passes ``__class__ is int``: it goes the general way, which decodes the
-            # line again exactly (a 20-digit timestamp is an integer).
+            # line again exactly (a 20-digit timestamp is an integer). The bounds
+            # hold on a line anyway (orjson yields 64-bit integers); they matter for
+            # a decoded message (see ``check_decoded_integers``).
             content = get("content")
             parent = get("invocationId")
             turn_id = get("turnInvocationId")
-            message_id = get("messageId")
             ts = get("timestamp")
             seq = get("seq")
             if (
                 (content is None or content.__class__ is str)
                 and (parent is None or parent.__class__ is str)
                 and (turn_id is None or turn_id.__class__ is str)
-                and (message_id is None or message_id.__class__ is str)
-                and ((v := get("error")) is None or v.__class__ is str)
-                and ((v := get("toolName")) is None or v.__class__ is str)
-                and (
-                    ts is None
-                    or (ts.__class__ is int and (raw is not None or _NEG_HUGE < ts < _HUGE))
-                )
-                and (
-                    seq is None
-                    or (seq.__class__ is int and (raw is not None or _NEG_HUGE < seq < _HUGE))
-                )
+                and (ts is None or (ts.__class__ is int and _NEG_HUGE < ts < _HUGE))
+                and (seq is None or (seq.__class__ is int and _NEG_HUGE < seq < _HUGE))
+                # Fields most events do not carry: a test of presence, not a read
+                # (messageId is read again by the callbacks that use it).
+                and ("messageId" not in data or (v := data["messageId"]) is None or v.__class__ is str)
+                and ("error" not in data or (v := data["error"]) is None or v.__class__ is str)
+                and ("toolName" not in data or (v := data["toolName"]) is None or v.__class__ is str)
             ):
-                origin = None
                 if kind == "text":
                     origin = get("origin")
                     fits = content is not None and (
@@ -142,19 +150,21 @@ class AgentMessageHandlers(CallbackPlacement):
                     if thread is None:  # step 6, early: nothing from here refuses
                         thread = self._threads[thread_id] = ThreadState(thread_id)
                     if seq is not None:  # step 4
-                        last = thread.seq
-                        if last is not None and last[0] == epoch:
-                            if seq <= last[1]:
+                        if thread.seq_epoch == epoch:
+                            last = thread.seq_last
+                            if seq <= last:
                                 self._duplicates += 1
                                 if changes is not None:
                                     changes.append(Duplicate(line, thread_id, seq))
                                 return None
-                            if seq > last[1] + 1:
-                                gap = Gap(thread_id, last[1], seq, line)
+                            if seq > last + 1:
+                                gap = Gap(thread_id, last, seq, line)
                                 self._gaps.append(gap)
                                 if changes is not None:
                                     changes.append(gap)
-                        thread.seq = (epoch, seq)
+                        else:
+                            thread.seq_epoch = epoch
+                        thread.seq_last = seq
                     if ts is None:  # step 5
                         ts = thread.max_ts
                     elif ts > thread.max_ts or not thread.seen_ts:
@@ -166,11 +176,41 @@ class AgentMessageHandlers(CallbackPlacement):
                         if origin == "callback":
                             self._callback(
                                 thread, data, cat, ts, line, changes, content, turn_id,
-                                parent, message_id,
+                                parent, get("messageId"),
                             )
+                            return thread if turn_id else None
+                        # Binding rules 1 and 2 (as in _bind), for a turn already known.
+                        if turn_id:
+                            turn = thread.turns.get(turn_id)
+                        elif parent:
+                            turn = thread.latest.get((cat, parent))
+                            if turn is None:  # rule 2 never falls through
+                                self._unbound(thread, line, "stream text", cat, changes)
+                                return None
+                        else:
+                            turn = None
+                        if turn is None:  # a turn named for the first time, or rule 3
+                            self._stream_text(thread, cat, ts, line, changes, content, turn_id,
+                                              parent)
+                        elif turn.state is _RUNNING and (bubble := turn.primary) is not None:
+                            # The table's row for this case (asserted at import):
+                            # append, nothing else.
+                            if content:  # an empty chunk changes nothing: no report
+                                bubble._parts.append(content)  # Bubble.append, inline
+                                if changes is not None:
+                                    changes.append(BubbleUpdated(bubble, _APPENDED, line, content))
+                        elif turn.state in _STALE_STREAM_STATES:
+                            # The table's row: superseded, nothing else (see below).
+                            self._superseded += 1
+                            if changes is not None:
+                                changes.append(Superseded(line, thread.id, turn.id))
                         else:
                             self._stream_text(thread, cat, ts, line, changes, content, turn_id,
                                               parent)
+                    elif kind == "system_info":
+                        assert content is not None  # step 3: system_info needs a string
+                        self._system_info(thread, cat, ts, line, changes, content, turn_id,
+                                          parent)
                     else:
                         self._apply_other(
                             thread, data, kind, cat, ts, line, changes, content, turn_id, parent
@@ -245,19 +285,21 @@ class AgentMessageHandlers(CallbackPlacement):
         # Step 4: seq (section 6). It runs before binding, so an event refused later
         # still advances the counter, as the protocol asks.
         if seq is not None:
-            last = thread.seq
-            if last is not None and last[0] == epoch:
-                if seq <= last[1]:
+            if thread.seq_epoch == epoch:
+                last = thread.seq_last
+                if seq <= last:
                     self._duplicates += 1
                     if changes is not None:
                         changes.append(Duplicate(line, thread_id, seq))
                     return
-                if seq > last[1] + 1:
-                    gap = Gap(thread_id, last[1], seq, line)
+                if seq > last + 1:
+                    gap = Gap(thread_id, last, seq, line)
                     self._gaps.append(gap)
                     if changes is not None:
                         changes.append(gap)
-            thread.seq = (epoch, seq)
+            else:
+                thread.seq_epoch = epoch
+            thread.seq_last = seq
         # Step 5: the timestamp.
         if ts is None:
             ts = thread.max_ts
@@ -334,21 +376,11 @@ class AgentMessageHandlers(CallbackPlacement):
         The turn's table says whether the chunk is appended, superseded (a callback
         already replaced the turn) or refused (the turn closed without a callback).
         """
-        # Section 3 binding rule 1 (a known turn named outright) inline, as in _bind.
-        turn = thread.turns.get(turn_id) if turn_id else None
+        turn = self._bind(thread, turn_id, parent, cat)
         if turn is None:
-            turn = self._bind(thread, turn_id, parent, cat)
-            if turn is None:
-                self._unbound(thread, line, "stream text", cat, changes)
-                return
-        bubble = turn.primary
-        if turn.state is _RUNNING and bubble is not None:
-            # The table's row for this case (asserted at import): append, nothing else.
-            if chunk:  # an empty chunk changes nothing, so it reports nothing
-                bubble._parts.append(chunk)  # Bubble.append, inline
-                if changes is not None:
-                    changes.append(BubbleUpdated(bubble, _APPENDED, line, chunk))
+            self._unbound(thread, line, "stream text", cat, changes)
             return
+        bubble = turn.primary
         _, action, activity = turn.step(_STREAM_TEXT)
         if activity is _OPENS:
             self._opened(thread, turn, cat, ts, line, changes)
