@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from ._bubbles import BubbleUpdated, Duplicate, Gap, Status, Superseded, Update
 from ._callbacks import CallbackPlacement
 from ._core import Sink
@@ -47,6 +49,8 @@ from ._wire import (
 )
 
 __all__ = ["AgentMessageHandlers"]
+
+_loads, _JSONDecodeError = orjson.loads, orjson.JSONDecodeError
 
 _STREAM_TEXT, _ACTIVITY = TurnInput.STREAM_TEXT, TurnInput.ACTIVITY
 _APPEND, _SUPERSEDE = Action.APPEND, Action.SUPERSEDE
@@ -100,8 +104,9 @@ class AgentMessageHandlers(CallbackPlacement):
         cat = get("catId")
         # Step 1: the envelope (a subclass of str goes the general way).
         if kind.__class__ is str and thread_id.__class__ is str and cat.__class__ is str:
-            # Step 2: unknown types are ignored, for forward compatibility.
-            if kind not in KNOWN_TYPES:
+            # Step 2: unknown types are ignored, for forward compatibility (the usual
+            # type is answered without hashing it).
+            if kind != "text" and kind not in KNOWN_TYPES:
                 self._ignored += 1
                 return None
             # Step 3: field types, each field read once. On a line a float never
@@ -126,16 +131,18 @@ class AgentMessageHandlers(CallbackPlacement):
                 and ("error" not in data or (v := data["error"]) is None or v.__class__ is str)
                 and ("toolName" not in data or (v := data["toolName"]) is None or v.__class__ is str)
             ):
+                fits = True
                 if kind == "text":
                     origin = get("origin")
-                    fits = content is not None and (
-                        origin is None or origin == "stream" or origin == "callback"
-                    )
+                    if content is None or (
+                        origin is not None and origin != "stream" and origin != "callback"
+                    ):
+                        fits = False
                 elif kind == "system_info":
-                    fits = content is not None
-                else:
-                    # toolInput goes into the output as it is: it must be exact.
-                    fits = kind != "tool_use" or raw is None or not needs_exact(raw)
+                    if content is None:
+                        fits = False
+                elif kind == "tool_use" and raw is not None and needs_exact(raw):
+                    fits = False  # toolInput goes into the output as it is: it must be exact
                 epoch = None
                 if seq is not None and fits:
                     epoch = get("seqEpoch")
@@ -233,7 +240,7 @@ class AgentMessageHandlers(CallbackPlacement):
             try:
                 data = decode_json(raw)["data"]
             except WireError as exc:  # orjson read the line, so this cannot happen
-                self._events -= 1
+                self._non_events += 1
                 self._refuse(line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}", changes)
                 return
         get = data.get
@@ -478,24 +485,32 @@ class AgentMessageHandlers(CallbackPlacement):
         A JSON object names its sub-type (announcement, thinking, rich block, or one
         with no bubble meaning); anything else is a plain system line.
         """
-        payload = parse_json_object(content)
+        payload = None
+        if content[:1] == "{":  # the usual object, decoded as parse_json_object would
+            try:
+                payload = _loads(content)
+            except _JSONDecodeError:
+                payload = parse_json_object(content)
+        elif content:
+            payload = parse_json_object(content)  # perhaps an object after white space
         if payload is None:
             self._system_line(thread, cat, content, ts, line, changes)
+            return
+        kind = payload.get("type")
+        if kind != "invocation_created" and kind != "thinking" and kind != "rich_block":
+            self._ignored += 1  # usage, metrics, liveness...: no bubble meaning
             return
         # The payload's catId names the agent when it has one: a server may announce
         # one agent's turn in an envelope of another.
         agent = payload.get("catId")
         if not isinstance(agent, str):
             agent = cat
-        kind = payload.get("type")
         if kind == "invocation_created":
             self._announce(thread, payload, agent, parent, ts, line, changes)
         elif kind == "thinking":
             self._thinking(thread, payload, agent, turn_id, parent, ts, line, changes)
-        elif kind == "rich_block":
-            self._rich_block(thread, payload, agent, turn_id, parent, ts, line, changes)
         else:
-            self._ignored += 1  # usage, metrics, liveness...: no bubble meaning
+            self._rich_block(thread, payload, agent, turn_id, parent, ts, line, changes)
 
     def _announce(
         self,

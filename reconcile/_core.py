@@ -57,10 +57,19 @@ class EngineCore:
         self._line = 0
         self._rejected: list[Rejected] = []
         self._gaps: list[Gap] = []
-        self._events = 0
+        # Lines (and messages) that were no event: blank, or refused as malformed_line.
+        # The event count is derived from it (see ``_events``), so the usual event
+        # costs no counter of its own.
+        self._non_events = 0
         self._ignored = 0
         self._superseded = 0
         self._duplicates = 0
+
+    @property
+    def _events(self) -> int:
+        """Events received so far: every line or message but the blank and malformed
+        ones (section 8's ``events``)."""
+        return self._line - self._non_events
 
     # ------------------------------------------------------------------ refusals
 

@@ -93,7 +93,6 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         if message.__class__ is dict:
             data = message.get("data")
             if data.__class__ is dict and message.get("event") == "agent_message":
-                self._events += 1
                 self._agent_message(data, line, changes, None)
                 return tuple(changes)
         self._dispatch(message, line, changes, None)
@@ -256,6 +255,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
             message = _loads(line)
         except _JSONDecodeError:
             if is_blank(line):
+                self._non_events += 1
                 return None
             if line[-1:] == b"\n" or line[-1:] == "\n":
                 # The line's own terminator: drop it so a refusal words the position
@@ -266,6 +266,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 # beyond a double).
                 message = decode_json(line)
             except WireError as exc:
+                self._non_events += 1
                 self._refuse(self._line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}",
                              changes)
                 return None
@@ -289,10 +290,8 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
             if data.__class__ is dict:
                 name = message.get("event")
                 if name == "agent_message":
-                    self._events += 1
                     return self._agent_message(data, line, changes, raw)
                 if name.__class__ is str and name != "history":
-                    self._events += 1
                     self._ignored += 1
                     return None
         self._dispatch_slowly(message, line, changes, raw)
@@ -308,22 +307,24 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 try:
                     message = decode_json(raw)
                 except WireError as exc:  # orjson read the line: this cannot happen
+                    self._non_events += 1
                     self._refuse(line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}",
                                  changes)
                     return
             raw = None  # exact now (the scan found no integer orjson could have lost)
         if not isinstance(message, dict):
+            self._non_events += 1
             self._refuse(line, Reason.MALFORMED_LINE, "a line must be a JSON object", changes)
             return
         name = message.get("event")
         data = message.get("data")
         if not isinstance(name, str) or not isinstance(data, dict):
+            self._non_events += 1
             self._refuse(
                 line, Reason.MALFORMED_LINE, "needs a string 'event' and an object 'data'",
                 changes,
             )
             return
-        self._events += 1
         if name == "agent_message":
             self._agent_message_slowly(data, line, changes, raw)
         elif name == "history":
