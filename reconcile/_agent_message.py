@@ -57,6 +57,8 @@ _APPEND, _SUPERSEDE = Action.APPEND, Action.SUPERSEDE
 _OPENS, _NO_ACTIVITY = Activity.OPENS, Activity.NONE
 _APPENDED = Update.APPENDED
 _RUNNING = TurnState.RUNNING
+_DONE_END = TurnEnd.DONE
+_TOOL = Update.TOOL
 
 # Two shortcuts past the transition table, for the most frequent events. A stream
 # chunk for a running turn that already has its primary bubble is appended without a
@@ -98,10 +100,14 @@ class AgentMessageHandlers(CallbackPlacement):
         reads it: such an event (when it was not refused) breaks no rule of section 10,
         so the checker only counts it and reads none of its fields again.
         """
+        try:  # every event carries these three (the general path words a missing one)
+            kind = data["type"]
+            thread_id = data["threadId"]
+            cat = data["catId"]
+        except KeyError:
+            self._agent_message_slowly(data, line, changes, raw)
+            return None
         get = data.get
-        kind = get("type")
-        thread_id = get("threadId")
-        cat = get("catId")
         # Step 1: the envelope (a subclass of str goes the general way).
         if kind.__class__ is str and thread_id.__class__ is str and cat.__class__ is str:
             # Step 2: unknown types are ignored, for forward compatibility (the usual
@@ -218,6 +224,8 @@ class AgentMessageHandlers(CallbackPlacement):
                         assert content is not None  # step 3: system_info needs a string
                         self._system_info(thread, cat, ts, line, changes, content, turn_id,
                                           parent)
+                    elif kind == "done":
+                        self._done(thread, cat, line, changes, turn_id, parent)
                     else:
                         self._apply_other(
                             thread, data, kind, cat, ts, line, changes, content, turn_id, parent
@@ -341,11 +349,7 @@ class AgentMessageHandlers(CallbackPlacement):
     ) -> None:
         """Step 7 for every known type but ``text``."""
         if kind == "done":
-            # Section 3, closing: a bound done closes its turn; an unbound one does
-            # nothing (there is nothing it could close exactly).
-            turn = self._bind(thread, turn_id, parent, cat)
-            if turn is not None:
-                self._close(thread, turn, TurnEnd.DONE, line, changes)
+            self._done(thread, cat, line, changes, turn_id, parent)
         elif kind == "system_info":
             assert content is not None  # step 3: system_info needs a string content
             self._system_info(thread, cat, ts, line, changes, content, turn_id, parent)
@@ -356,6 +360,21 @@ class AgentMessageHandlers(CallbackPlacement):
         else:
             # Section 5: a2a_handoff is a system line (text = content or "").
             self._system_line(thread, cat, content or "", ts, line, changes)
+
+    def _done(
+        self,
+        thread: ThreadState,
+        cat: str,
+        line: int,
+        changes: Sink,
+        turn_id: str | None,
+        parent: str | None,
+    ) -> None:
+        """Section 3, closing: a bound done closes its turn; an unbound one does
+        nothing (there is nothing it could close exactly)."""
+        turn = self._bind(thread, turn_id, parent, cat)
+        if turn is not None:
+            self._close(thread, turn, _DONE_END, line, changes)
 
     def _attach(
         self, thread: ThreadState, turn: Turn, cat: str, ts: int, line: int, changes: Sink
@@ -436,12 +455,16 @@ class AgentMessageHandlers(CallbackPlacement):
             entry = {"kind": "use", "name": data.get("toolName"), "input": data.get("toolInput")}
         else:
             entry = {"kind": "result", "name": data.get("toolName"), "content": content}
-        self._attach(thread, turn, cat, ts, line, changes)
-        made = turn.primary is None
-        bubble = self._primary(thread, turn, cat, ts, line, changes)
-        bubble.add_tool(entry)
-        if not made and changes is not None:
-            changes.append(BubbleUpdated(bubble, Update.TOOL, line))
+        if turn.step(_ACTIVITY)[2] is _OPENS:  # as _attach
+            self._opened(thread, turn, cat, ts, line, changes)
+        bubble = turn.primary
+        if bubble is None:
+            # A new primary bubble: its BubbleAdded reports the tool too.
+            self._primary(thread, turn, cat, ts, line, changes).add_tool(entry)
+        else:
+            bubble.add_tool(entry)
+            if changes is not None:
+                changes.append(BubbleUpdated(bubble, _TOOL, line))
 
     def _error(
         self,
@@ -525,7 +548,7 @@ class AgentMessageHandlers(CallbackPlacement):
         """Section 3, announcing: ``invocation_created`` opens its turn under the
         envelope's parent id."""
         turn_id = payload.get("invocationId")
-        if not is_id(turn_id):
+        if not (isinstance(turn_id, str) and turn_id):  # is_id
             self._refuse(
                 line, Reason.MALFORMED_EVENT, "invocation_created needs an invocationId", changes,
                 thread.id,

@@ -62,10 +62,13 @@ class CallbackPlacement(EngineCore):
                 thread.id,
             )
             return
+        turn = thread.turns.get(turn_id)
+        if turn is None:
+            turn = thread.turn(turn_id)
         # An empty messageId counts as absent (terms: an id is a non-empty string).
         self._place_callback(
-            thread, thread.turn(turn_id), cat, text, message_id or None,
-            is_explicit_post(data), ts, line, changes,
+            thread, turn, cat, text, message_id or None,
+            "extra" in data and is_explicit_post(data), ts, line, changes,
         )
 
     def _place_callback(
