@@ -91,10 +91,15 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         changes: list[Change] = []
         # The usual event, as in _dispatch (one Python call less per event).
         if message.__class__ is dict:
-            data = message.get("data")
-            if data.__class__ is dict and message.get("event") == "agent_message":
-                self._agent_message(data, line, changes, None)
-                return tuple(changes)
+            try:
+                data = message["data"]
+                name = message["event"]
+            except KeyError:
+                pass  # the general path words it
+            else:
+                if name == "agent_message" and data.__class__ is dict:
+                    self._agent_message(data, line, changes, None)
+                    return tuple(changes)
         self._dispatch(message, line, changes, None)
         return tuple(changes)
 
@@ -286,14 +291,18 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         thread for ``check_lines``), else ``None``.
         """
         if message.__class__ is dict:
-            data = message.get("data")
-            if data.__class__ is dict:
-                name = message.get("event")
-                if name == "agent_message":
-                    return self._agent_message(data, line, changes, raw)
-                if name.__class__ is str and name != "history":
-                    self._ignored += 1
-                    return None
+            try:
+                data = message["data"]
+                name = message["event"]
+            except KeyError:
+                pass  # the general path words it
+            else:
+                if data.__class__ is dict:
+                    if name == "agent_message":
+                        return self._agent_message(data, line, changes, raw)
+                    if name.__class__ is str and name != "history":
+                        self._ignored += 1
+                        return None
         self._dispatch_slowly(message, line, changes, raw)
         return None
 
