@@ -126,10 +126,11 @@ class AgentMessageHandlers(CallbackPlacement):
             ts = get("timestamp")
             seq = get("seq")
             if (
-                (content is None or content.__class__ is str)
-                and (parent is None or parent.__class__ is str)
+                # (Each test in the order that answers the usual event first.)
+                (content.__class__ is str or content is None)
+                and (parent.__class__ is str or parent is None)
                 and (turn_id is None or turn_id.__class__ is str)
-                and (ts is None or (ts.__class__ is int and _NEG_HUGE < ts < _HUGE))
+                and ((ts.__class__ is int and _NEG_HUGE < ts < _HUGE) or ts is None)
                 and (seq is None or (seq.__class__ is int and _NEG_HUGE < seq < _HUGE))
                 # Fields most events do not carry: a test of presence, not a read
                 # (messageId is read again by the callbacks that use it).
@@ -152,7 +153,7 @@ class AgentMessageHandlers(CallbackPlacement):
                 epoch = None
                 if seq is not None and fits:
                     epoch = get("seqEpoch")
-                    if epoch is not None and epoch.__class__ is not str:
+                    if epoch.__class__ is not str and epoch is not None:
                         if raw is None:
                             epoch = epoch_key(epoch)  # strings and null are their own key
                         else:
