@@ -227,6 +227,10 @@ class AgentMessageHandlers(CallbackPlacement):
                                           parent)
                     elif kind == "done":
                         self._done(thread, cat, line, changes, turn_id, parent)
+                    elif kind == "tool_use" or kind == "tool_result":
+                        self._tool(
+                            thread, data, kind, cat, ts, line, changes, content, turn_id, parent
+                        )
                     else:
                         self._apply_other(
                             thread, data, kind, cat, ts, line, changes, content, turn_id, parent
@@ -530,32 +534,19 @@ class AgentMessageHandlers(CallbackPlacement):
         if not isinstance(agent, str):
             agent = cat
         if kind == "invocation_created":
-            self._announce(thread, payload, agent, parent, ts, line, changes)
+            # Section 3, announcing: the turn opens under the envelope's parent id.
+            announced = payload.get("invocationId")
+            if isinstance(announced, str) and announced:  # is_id
+                self._open_turn(thread, announced, parent, agent, ts, line, changes)
+            else:
+                self._refuse(
+                    line, Reason.MALFORMED_EVENT, "invocation_created needs an invocationId",
+                    changes, thread.id,
+                )
         elif kind == "thinking":
             self._thinking(thread, payload, agent, turn_id, parent, ts, line, changes)
         else:
             self._rich_block(thread, payload, agent, turn_id, parent, ts, line, changes)
-
-    def _announce(
-        self,
-        thread: ThreadState,
-        payload: dict[str, Any],
-        agent: str,
-        parent: str | None,
-        ts: int,
-        line: int,
-        changes: Sink,
-    ) -> None:
-        """Section 3, announcing: ``invocation_created`` opens its turn under the
-        envelope's parent id."""
-        turn_id = payload.get("invocationId")
-        if not (isinstance(turn_id, str) and turn_id):  # is_id
-            self._refuse(
-                line, Reason.MALFORMED_EVENT, "invocation_created needs an invocationId", changes,
-                thread.id,
-            )
-            return
-        self._open_turn(thread, turn_id, parent, agent, ts, line, changes)
 
     def _thinking(
         self,

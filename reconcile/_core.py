@@ -216,7 +216,7 @@ class EngineCore:
                 thread.by_message_id[message_id] = bubble
             return
         thread.by_message_id[message_id] = bubble
-        held = thread.held_blocks.pop(message_id, None)
+        held = thread.held_blocks.pop(message_id, None) if thread.held_blocks else None
         if held:
             for block_id in held:
                 self._add_block(bubble, block_id, line, changes)
