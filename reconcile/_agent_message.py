@@ -36,7 +36,6 @@ from ._thread import ThreadState
 from ._turns import TRANSITIONS, Action, Activity, Turn, TurnEnd, TurnInput, TurnState
 from ._wire import (
     _HUGE,
-    _NEG_HUGE,
     KNOWN_TYPES,
     WireError,
     check_agent_message,
@@ -130,8 +129,8 @@ class AgentMessageHandlers(CallbackPlacement):
                 (content.__class__ is str or content is None)
                 and (parent.__class__ is str or parent is None)
                 and (turn_id is None or turn_id.__class__ is str)
-                and ((ts.__class__ is int and _NEG_HUGE < ts < _HUGE) or ts is None)
-                and (seq is None or (seq.__class__ is int and _NEG_HUGE < seq < _HUGE))
+                and ((ts.__class__ is int and abs(ts) < _HUGE) or ts is None)
+                and (seq is None or (seq.__class__ is int and abs(seq) < _HUGE))
                 # Fields most events do not carry: a test of presence, not a read
                 # (messageId is read again by the callbacks that use it).
                 and ("messageId" not in data or (v := data["messageId"]) is None or v.__class__ is str)

@@ -236,3 +236,21 @@ def test_every_type_gives_what_the_reference_gives(name: str, ids: str, before: 
                  other("done", turnInvocationId="T")],
     }[before]
     reference_agrees([ANNOUNCE, *first, event, chunk("z ", **IDS[ids]), event])
+
+
+@pytest.mark.parametrize("field", ["timestamp", "seq"])
+@pytest.mark.parametrize("value", [10**4300 - 1, 10**4300, -(10**4300) + 1, -(10**4300),
+                                   2**63, -(2**63) - 1, 0, -1],
+                         ids=["10^4300-1", "10^4300", "-10^4300+1", "-10^4300", "2^63",
+                              "-2^63-1", "0", "-1"])
+def test_the_bounds_of_a_decoded_integer_are_the_general_paths(field: str, value: int) -> None:
+    # Integers of more than 4,300 digits (only an in-process caller can pass them) are
+    # refused; the fast path tests the bounds in its own way.
+    fast, table = engine_in(Reconciler, TurnState.RUNNING, True), engine_in(
+        TablePath, TurnState.RUNNING, True)
+    event = chunk("more", turnInvocationId="T")
+    event["data"][field] = value
+    got = [describe(c) for c in fast.receive_message(event)]
+    assert got == [describe(c) for c in table.receive_message(event)]
+    assert (got[0][0] == "Rejected") == (abs(value) >= 10**4300)
+    assert final_state(fast) == final_state(table)
