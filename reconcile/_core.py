@@ -329,4 +329,4 @@ class EngineCore:
         bubble = turn.primary
         if bubble is not None and bubble.settle():
             if changes is not None:
-                changes.append(BubbleUpdated(bubble, Update.CLOSED, line))
+                changes.append(BubbleUpdated(bubble, _CLOSED, line))
