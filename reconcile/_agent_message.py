@@ -4,8 +4,13 @@ Two paths run the same rules:
 
 * :meth:`AgentMessageHandlers._agent_message`, the path nearly every event takes,
   reads each field once, checks it by section 2 steps 1 to 3 with class tests
-  (everything present is of exactly the right type), does steps 4 to 6 inline and
-  calls the handler of its type (step 7) with the fields it already read.
+  (everything present is of exactly the right type; a field most events do not carry
+  is tested for presence first), does steps 4 to 6 inline and calls the handler of
+  its type (step 7) with the fields it already read. The most frequent events, stream
+  chunks of a known turn, it applies itself: appended to a running turn, superseded
+  on a replaced one, or refused when their parent names no turn. Those shortcuts
+  past the transition table are tied to the table's rows at import (see below), and
+  every other case goes to the table through :meth:`_stream_text`.
 * :meth:`AgentMessageHandlers._agent_message_slowly`, the general path, takes every
   event the first cannot pass whole: a field of the wrong type (it words the
   refusal), a subclass of ``str`` from an in-process caller, a float where an integer
@@ -76,6 +81,11 @@ _STALE_STREAM_STATES = frozenset(
 )
 
 
+def _str_or_none(value: object) -> bool:
+    """Step 3 for a string field: absent (null) or exactly a string."""
+    return value is None or value.__class__ is str
+
+
 class AgentMessageHandlers(CallbackPlacement):
     """Section 2's two paths and the handlers of sections 3 and 5."""
 
@@ -133,9 +143,9 @@ class AgentMessageHandlers(CallbackPlacement):
                 and (seq is None or (seq.__class__ is int and abs(seq) < _HUGE))
                 # Fields most events do not carry: a test of presence, not a read
                 # (messageId is read again by the callbacks that use it).
-                and ("messageId" not in data or (v := data["messageId"]) is None or v.__class__ is str)
-                and ("error" not in data or (v := data["error"]) is None or v.__class__ is str)
-                and ("toolName" not in data or (v := data["toolName"]) is None or v.__class__ is str)
+                and ("messageId" not in data or _str_or_none(data["messageId"]))
+                and ("error" not in data or _str_or_none(data["error"]))
+                and ("toolName" not in data or _str_or_none(data["toolName"]))
             ):
                 fits = True
                 if kind == "text":
@@ -405,6 +415,9 @@ class AgentMessageHandlers(CallbackPlacement):
 
         The turn's table says whether the chunk is appended, superseded (a callback
         already replaced the turn) or refused (the turn closed without a callback).
+        The general path sends every chunk here; the fast path only the chunks its
+        shortcuts do not cover (a turn named for the first time, binding rule 3, a
+        turn that has not started running or has no bubble yet, a closed turn).
         """
         turn = self._bind(thread, turn_id, parent, cat)
         if turn is None:

@@ -72,7 +72,8 @@ IDS = {
 def test_a_chunk_does_what_the_table_says_in_every_state(
     state: TurnState, with_bubble: bool, ids: str, text: str
 ) -> None:
-    fast, table = engine_in(Reconciler, state, with_bubble), engine_in(TablePath, state, with_bubble)
+    fast = engine_in(Reconciler, state, with_bubble)
+    table = engine_in(TablePath, state, with_bubble)
     event = chunk(text, **IDS[ids])
     assert [describe(c) for c in fast.receive_message(event)] == [
         describe(c) for c in table.receive_message(event)
@@ -177,7 +178,8 @@ POSSIBLE = [(state, with_bubble) for state in TurnState for with_bubble in (True
 def test_every_type_does_what_the_general_path_does_in_every_state(
     state: TurnState, with_bubble: bool, name: str, ids: str
 ) -> None:
-    fast, table = engine_in(Reconciler, state, with_bubble), engine_in(TablePath, state, with_bubble)
+    fast = engine_in(Reconciler, state, with_bubble)
+    table = engine_in(TablePath, state, with_bubble)
     event = json.loads(json.dumps(EVENTS[name]))
     event["data"].update(IDS[ids])
     assert [describe(c) for c in fast.receive_message(event)] == [
