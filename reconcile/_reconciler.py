@@ -88,8 +88,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         decoded. Anything that is not such a dict is refused as ``malformed_line``.
         """
         line = self._line = self._line + 1
-        changes: list[Change] = []
-        # The usual event, as in _dispatch (one Python call less per event).
+        # The usual events, as in _dispatch (one Python call less per event).
         if message.__class__ is dict:
             try:
                 data = message["data"]
@@ -97,9 +96,15 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
             except KeyError:
                 pass  # the general path words it
             else:
-                if name == "agent_message" and data.__class__ is dict:
-                    self._agent_message(data, line, changes, None)
-                    return tuple(changes)
+                if data.__class__ is dict:
+                    if name == "agent_message":
+                        changes: list[Change] = []
+                        self._agent_message(data, line, changes, None)
+                        return tuple(changes)
+                    if name.__class__ is str and name != "history":
+                        self._ignored += 1  # another event: ignored (section 1)
+                        return ()
+        changes = []
         self._dispatch(message, line, changes, None)
         return tuple(changes)
 
