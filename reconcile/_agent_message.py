@@ -223,7 +223,8 @@ class AgentMessageHandlers(CallbackPlacement):
                                 if changes is not None:
                                     changes.append(BubbleUpdated(bubble, _APPENDED, line, content))
                         elif turn.state in _STALE_STREAM_STATES:
-                            # The table's row: superseded, nothing else (see below).
+                            # The table's row: superseded, nothing else (the set
+                            # is read off the table at import).
                             self._superseded += 1
                             if changes is not None:
                                 changes.append(Superseded(line, thread.id, turn.id))
@@ -526,7 +527,10 @@ class AgentMessageHandlers(CallbackPlacement):
         with no bubble meaning); anything else is a plain system line.
         """
         payload = None
-        if content[:1] == "{":  # the usual object, decoded as parse_json_object would
+        if content[:1] == "{":
+            # The usual object, decoded as parse_json_object would. orjson refuses a
+            # str subclass (from an in-process caller) with the same error, so that
+            # one goes to parse_json_object too.
             try:
                 payload = _loads(content)
             except _JSONDecodeError:

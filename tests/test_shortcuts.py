@@ -256,3 +256,20 @@ def test_the_bounds_of_a_decoded_integer_are_the_general_paths(field: str, value
     assert got == [describe(c) for c in table.receive_message(event)]
     assert (got[0][0] == "Rejected") == (abs(value) >= 10**4300)
     assert final_state(fast) == final_state(table)
+
+
+def test_a_payload_in_a_str_subclass_reads_as_the_same_text() -> None:
+    # Only an in-process caller can pass one; it takes the general path, whose
+    # system_info handler must still decode it.
+    class Text(str):
+        pass
+
+    content = json.dumps({"type": "invocation_created", "invocationId": "T2"})
+    plain, subclass = Reconciler(), Reconciler()
+    event = system_info(content, invocationId="P2")
+    odd = system_info(Text(content), invocationId="P2")
+    assert [describe(c) for c in plain.receive_message(event)] == [
+        describe(c) for c in subclass.receive_message(odd)
+    ]
+    assert final_state(plain) == final_state(subclass)
+    assert subclass.running_turns("t")[0].turn == "T2"
