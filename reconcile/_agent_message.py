@@ -4,8 +4,13 @@ Two paths run the same rules:
 
 * :meth:`AgentMessageHandlers._agent_message`, the path nearly every event takes,
   reads each field once, checks it by section 2 steps 1 to 3 with class tests
-  (everything present is of exactly the right type), does steps 4 to 6 inline and
-  calls the handler of its type (step 7) with the fields it already read.
+  (everything present is of exactly the right type; a field most events do not carry
+  is tested for presence first), does steps 4 to 6 inline and calls the handler of
+  its type (step 7) with the fields it already read. The most frequent events, stream
+  chunks of a known turn, it applies itself: appended to a running turn, superseded
+  on a replaced one, or refused when their parent names no turn. Those shortcuts
+  past the transition table are tied to the table's rows at import (see below), and
+  every other case goes to the table through :meth:`_stream_text`.
 * :meth:`AgentMessageHandlers._agent_message_slowly`, the general path, takes every
   event the first cannot pass whole: a field of the wrong type (it words the
   refusal), a subclass of ``str`` from an in-process caller, a float where an integer
@@ -26,6 +31,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from ._bubbles import BubbleUpdated, Duplicate, Gap, Status, Superseded, Update
 from ._callbacks import CallbackPlacement
 from ._core import Sink
@@ -34,7 +41,6 @@ from ._thread import ThreadState
 from ._turns import TRANSITIONS, Action, Activity, Turn, TurnEnd, TurnInput, TurnState
 from ._wire import (
     _HUGE,
-    _NEG_HUGE,
     KNOWN_TYPES,
     WireError,
     check_agent_message,
@@ -48,19 +54,36 @@ from ._wire import (
 
 __all__ = ["AgentMessageHandlers"]
 
+_loads, _JSONDecodeError = orjson.loads, orjson.JSONDecodeError
+
 _STREAM_TEXT, _ACTIVITY = TurnInput.STREAM_TEXT, TurnInput.ACTIVITY
 _APPEND, _SUPERSEDE = Action.APPEND, Action.SUPERSEDE
 _OPENS, _NO_ACTIVITY = Activity.OPENS, Activity.NONE
 _APPENDED = Update.APPENDED
 _RUNNING = TurnState.RUNNING
+_DONE_END = TurnEnd.DONE
+_TOOL = Update.TOOL
 
-# The one shortcut past the transition table: a stream chunk for a running turn that
-# already has its primary bubble is appended without a table lookup. It is only right
-# while the table's row says so (the state stays, the chunk is appended, the turn was
-# already running); this ties the shortcut to that row.
+# Two shortcuts past the transition table, for the most frequent events. A stream
+# chunk for a running turn that already has its primary bubble is appended without a
+# table lookup: only right while the table's row says so (the state stays, the chunk
+# is appended, the turn was already running); this ties the shortcut to that row.
 assert TRANSITIONS[_RUNNING, _STREAM_TEXT] == (_RUNNING, _APPEND, _NO_ACTIVITY), (
-    "the running-turn shortcut in _stream_text no longer matches the transition table"
+    "the running-turn shortcut in _agent_message no longer matches the transition table"
 )
+# A chunk of a turn its callback replaced is superseded without a table lookup in the
+# states whose row says exactly that (state kept, no running change). The set is read
+# off the table, so it follows any change of those rows.
+_STALE_STREAM_STATES = frozenset(
+    state
+    for state in TurnState
+    if TRANSITIONS[state, _STREAM_TEXT] == (state, _SUPERSEDE, _NO_ACTIVITY)
+)
+
+
+def _str_or_none(value: object) -> bool:
+    """Step 3 for a string field: absent (null) or exactly a string."""
+    return value is None or value.__class__ is str
 
 
 class AgentMessageHandlers(CallbackPlacement):
@@ -77,6 +100,10 @@ class AgentMessageHandlers(CallbackPlacement):
         message from an in-process caller: then it may hold integers no line could
         bring, see ``check_decoded_integers``). Anything else goes to the general path.
 
+        The most frequent event, a stream chunk for a running turn that already has
+        its bubble, is applied here whole (one Python call per chunk); every other
+        event goes on to the handler of its type.
+
         Returns, when this path applied the event whole (steps 4 to 7), the event's
         thread if it names its turn (a non-empty ``turnInvocationId``), else the tuple
         ``(thread, type, origin)`` (``origin`` is the ``text`` field's, else ``None``);
@@ -85,56 +112,61 @@ class AgentMessageHandlers(CallbackPlacement):
         and origin say which rule they concern, so the checker reads none of the
         fields again.
         """
+        try:  # every event carries these three (the general path words a missing one)
+            kind = data["type"]
+            thread_id = data["threadId"]
+            cat = data["catId"]
+        except KeyError:
+            self._agent_message_slowly(data, line, changes, raw)
+            return None
         get = data.get
-        kind = get("type")
-        thread_id = get("threadId")
-        cat = get("catId")
         # Step 1: the envelope (a subclass of str goes the general way).
         if kind.__class__ is str and thread_id.__class__ is str and cat.__class__ is str:
-            # Step 2: unknown types are ignored, for forward compatibility.
-            if kind not in KNOWN_TYPES:
+            # Step 2: unknown types are ignored, for forward compatibility (the usual
+            # type is answered without hashing it).
+            if kind != "text" and kind not in KNOWN_TYPES:
                 self._ignored += 1
                 return None
             # Step 3: field types, each field read once. On a line a float never
             # passes ``__class__ is int``: it goes the general way, which decodes the
-            # line again exactly (a 20-digit timestamp is an integer).
+            # line again exactly (a 20-digit timestamp is an integer). The bounds
+            # hold on a line anyway (orjson yields 64-bit integers); they matter for
+            # a decoded message (see ``check_decoded_integers``).
             content = get("content")
             parent = get("invocationId")
             turn_id = get("turnInvocationId")
-            message_id = get("messageId")
             ts = get("timestamp")
             seq = get("seq")
             if (
-                (content is None or content.__class__ is str)
-                and (parent is None or parent.__class__ is str)
+                # (Each test in the order that answers the usual event first.)
+                (content.__class__ is str or content is None)
+                and (parent.__class__ is str or parent is None)
                 and (turn_id is None or turn_id.__class__ is str)
-                and (message_id is None or message_id.__class__ is str)
-                and ((v := get("error")) is None or v.__class__ is str)
-                and ((v := get("toolName")) is None or v.__class__ is str)
-                and (
-                    ts is None
-                    or (ts.__class__ is int and (raw is not None or _NEG_HUGE < ts < _HUGE))
-                )
-                and (
-                    seq is None
-                    or (seq.__class__ is int and (raw is not None or _NEG_HUGE < seq < _HUGE))
-                )
+                and ((ts.__class__ is int and abs(ts) < _HUGE) or ts is None)
+                and (seq is None or (seq.__class__ is int and abs(seq) < _HUGE))
+                # Fields most events do not carry: a test of presence, not a read
+                # (messageId is read again by the callbacks that use it).
+                and ("messageId" not in data or _str_or_none(data["messageId"]))
+                and ("error" not in data or _str_or_none(data["error"]))
+                and ("toolName" not in data or _str_or_none(data["toolName"]))
             ):
-                origin = None
+                fits = True
+                origin = None  # handed back to check_lines for a text event only
                 if kind == "text":
                     origin = get("origin")
-                    fits = content is not None and (
-                        origin is None or origin == "stream" or origin == "callback"
-                    )
+                    if content is None or (
+                        origin is not None and origin != "stream" and origin != "callback"
+                    ):
+                        fits = False
                 elif kind == "system_info":
-                    fits = content is not None
-                else:
-                    # toolInput goes into the output as it is: it must be exact.
-                    fits = kind != "tool_use" or raw is None or not needs_exact(raw)
+                    if content is None:
+                        fits = False
+                elif kind == "tool_use" and raw is not None and needs_exact(raw):
+                    fits = False  # toolInput goes into the output as it is: it must be exact
                 epoch = None
                 if seq is not None and fits:
                     epoch = get("seqEpoch")
-                    if epoch is not None and epoch.__class__ is not str:
+                    if epoch.__class__ is not str and epoch is not None:
                         if raw is None:
                             epoch = epoch_key(epoch)  # strings and null are their own key
                         else:
@@ -145,19 +177,21 @@ class AgentMessageHandlers(CallbackPlacement):
                     if thread is None:  # step 6, early: nothing from here refuses
                         thread = self._threads[thread_id] = ThreadState(thread_id)
                     if seq is not None:  # step 4
-                        last = thread.seq
-                        if last is not None and last[0] == epoch:
-                            if seq <= last[1]:
+                        if thread.seq_epoch == epoch:
+                            last = thread.seq_last
+                            if seq <= last:
                                 self._duplicates += 1
                                 if changes is not None:
                                     changes.append(Duplicate(line, thread_id, seq))
                                 return None
-                            if seq > last[1] + 1:
-                                gap = Gap(thread_id, last[1], seq, line)
+                            if seq > last + 1:
+                                gap = Gap(thread_id, last, seq, line)
                                 self._gaps.append(gap)
                                 if changes is not None:
                                     changes.append(gap)
-                        thread.seq = (epoch, seq)
+                        else:
+                            thread.seq_epoch = epoch
+                        thread.seq_last = seq
                     if ts is None:  # step 5
                         ts = thread.max_ts
                     elif ts > thread.max_ts or not thread.seen_ts:
@@ -169,11 +203,48 @@ class AgentMessageHandlers(CallbackPlacement):
                         if origin == "callback":
                             self._callback(
                                 thread, data, cat, ts, line, changes, content, turn_id,
-                                parent, message_id,
+                                parent, get("messageId"),
                             )
+                            return thread if turn_id else (thread, kind, origin)
+                        # Binding rules 1 and 2 (as in _bind), for a turn already known.
+                        if turn_id:
+                            turn = thread.turns.get(turn_id)
+                        elif parent:
+                            turn = thread.latest.get((cat, parent))
+                            if turn is None:  # rule 2 never falls through
+                                self._unbound(thread, line, "stream text", cat, changes)
+                                return thread, kind, origin
+                        else:
+                            turn = None
+                        if turn is None:  # a turn named for the first time, or rule 3
+                            self._stream_text(thread, cat, ts, line, changes, content, turn_id,
+                                              parent)
+                        elif turn.state is _RUNNING and (bubble := turn.primary) is not None:
+                            # The table's row for this case (asserted at import):
+                            # append, nothing else.
+                            if content:  # an empty chunk changes nothing: no report
+                                bubble._parts.append(content)  # Bubble.append, inline
+                                if changes is not None:
+                                    changes.append(BubbleUpdated(bubble, _APPENDED, line, content))
+                        elif turn.state in _STALE_STREAM_STATES:
+                            # The table's row: superseded, nothing else (the set
+                            # is read off the table at import).
+                            self._superseded += 1
+                            if changes is not None:
+                                changes.append(Superseded(line, thread.id, turn.id))
                         else:
                             self._stream_text(thread, cat, ts, line, changes, content, turn_id,
                                               parent)
+                    elif kind == "system_info":
+                        assert content is not None  # step 3: system_info needs a string
+                        self._system_info(thread, cat, ts, line, changes, content, turn_id,
+                                          parent)
+                    elif kind == "done":
+                        self._done(thread, cat, line, changes, turn_id, parent)
+                    elif kind == "tool_use" or kind == "tool_result":
+                        self._tool(
+                            thread, data, kind, cat, ts, line, changes, content, turn_id, parent
+                        )
                     else:
                         self._apply_other(
                             thread, data, kind, cat, ts, line, changes, content, turn_id, parent
@@ -196,7 +267,7 @@ class AgentMessageHandlers(CallbackPlacement):
             try:
                 data = decode_json(raw)["data"]
             except WireError as exc:  # orjson read the line, so this cannot happen
-                self._events -= 1
+                self._non_events += 1
                 self._refuse(line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}", changes)
                 return
         get = data.get
@@ -248,19 +319,21 @@ class AgentMessageHandlers(CallbackPlacement):
         # Step 4: seq (section 6). It runs before binding, so an event refused later
         # still advances the counter, as the protocol asks.
         if seq is not None:
-            last = thread.seq
-            if last is not None and last[0] == epoch:
-                if seq <= last[1]:
+            if thread.seq_epoch == epoch:
+                last = thread.seq_last
+                if seq <= last:
                     self._duplicates += 1
                     if changes is not None:
                         changes.append(Duplicate(line, thread_id, seq))
                     return
-                if seq > last[1] + 1:
-                    gap = Gap(thread_id, last[1], seq, line)
+                if seq > last + 1:
+                    gap = Gap(thread_id, last, seq, line)
                     self._gaps.append(gap)
                     if changes is not None:
                         changes.append(gap)
-            thread.seq = (epoch, seq)
+            else:
+                thread.seq_epoch = epoch
+            thread.seq_last = seq
         # Step 5: the timestamp.
         if ts is None:
             ts = thread.max_ts
@@ -295,11 +368,7 @@ class AgentMessageHandlers(CallbackPlacement):
     ) -> None:
         """Step 7 for every known type but ``text``."""
         if kind == "done":
-            # Section 3, closing: a bound done closes its turn; an unbound one does
-            # nothing (there is nothing it could close exactly).
-            turn = self._bind(thread, turn_id, parent, cat)
-            if turn is not None:
-                self._close(thread, turn, TurnEnd.DONE, line, changes)
+            self._done(thread, cat, line, changes, turn_id, parent)
         elif kind == "system_info":
             assert content is not None  # step 3: system_info needs a string content
             self._system_info(thread, cat, ts, line, changes, content, turn_id, parent)
@@ -310,6 +379,21 @@ class AgentMessageHandlers(CallbackPlacement):
         else:
             # Section 5: a2a_handoff is a system line (text = content or "").
             self._system_line(thread, cat, content or "", ts, line, changes)
+
+    def _done(
+        self,
+        thread: ThreadState,
+        cat: str,
+        line: int,
+        changes: Sink,
+        turn_id: str | None,
+        parent: str | None,
+    ) -> None:
+        """Section 3, closing: a bound done closes its turn; an unbound one does
+        nothing (there is nothing it could close exactly)."""
+        turn = self._bind(thread, turn_id, parent, cat)
+        if turn is not None:
+            self._close(thread, turn, _DONE_END, line, changes)
 
     def _attach(
         self, thread: ThreadState, turn: Turn, cat: str, ts: int, line: int, changes: Sink
@@ -336,22 +420,15 @@ class AgentMessageHandlers(CallbackPlacement):
 
         The turn's table says whether the chunk is appended, superseded (a callback
         already replaced the turn) or refused (the turn closed without a callback).
+        The general path sends every chunk here; the fast path only the chunks its
+        shortcuts do not cover (a turn named for the first time, binding rule 3, a
+        turn that has not started running or has no bubble yet, a closed turn).
         """
-        # Section 3 binding rule 1 (a known turn named outright) inline, as in _bind.
-        turn = thread.turns.get(turn_id) if turn_id else None
+        turn = self._bind(thread, turn_id, parent, cat)
         if turn is None:
-            turn = self._bind(thread, turn_id, parent, cat)
-            if turn is None:
-                self._unbound(thread, line, "stream text", cat, changes)
-                return
-        bubble = turn.primary
-        if turn.state is _RUNNING and bubble is not None:
-            # The table's row for this case (asserted at import): append, nothing else.
-            if chunk:  # an empty chunk changes nothing, so it reports nothing
-                bubble._parts.append(chunk)  # Bubble.append, inline
-                if changes is not None:
-                    changes.append(BubbleUpdated(bubble, _APPENDED, line, chunk))
+            self._unbound(thread, line, "stream text", cat, changes)
             return
+        bubble = turn.primary
         _, action, activity = turn.step(_STREAM_TEXT)
         if activity is _OPENS:
             self._opened(thread, turn, cat, ts, line, changes)
@@ -400,12 +477,16 @@ class AgentMessageHandlers(CallbackPlacement):
             entry = {"kind": "use", "name": data.get("toolName"), "input": data.get("toolInput")}
         else:
             entry = {"kind": "result", "name": data.get("toolName"), "content": content}
-        self._attach(thread, turn, cat, ts, line, changes)
-        made = turn.primary is None
-        bubble = self._primary(thread, turn, cat, ts, line, changes)
-        bubble.add_tool(entry)
-        if not made and changes is not None:
-            changes.append(BubbleUpdated(bubble, Update.TOOL, line))
+        if turn.step(_ACTIVITY)[2] is _OPENS:  # as _attach
+            self._opened(thread, turn, cat, ts, line, changes)
+        bubble = turn.primary
+        if bubble is None:
+            # A new primary bubble: its BubbleAdded reports the tool too.
+            self._primary(thread, turn, cat, ts, line, changes).add_tool(entry)
+        else:
+            bubble.add_tool(entry)
+            if changes is not None:
+                changes.append(BubbleUpdated(bubble, _TOOL, line))
 
     def _error(
         self,
@@ -449,45 +530,43 @@ class AgentMessageHandlers(CallbackPlacement):
         A JSON object names its sub-type (announcement, thinking, rich block, or one
         with no bubble meaning); anything else is a plain system line.
         """
-        payload = parse_json_object(content)
+        payload = None
+        if content[:1] == "{":
+            # The usual object, decoded as parse_json_object would. orjson refuses a
+            # str subclass (from an in-process caller) with the same error, so that
+            # one goes to parse_json_object too.
+            try:
+                payload = _loads(content)
+            except _JSONDecodeError:
+                payload = parse_json_object(content)
+        elif content:
+            payload = parse_json_object(content)  # perhaps an object after white space
         if payload is None:
             self._system_line(thread, cat, content, ts, line, changes)
+            return
+        kind = payload.get("type")
+        if kind != "invocation_created" and kind != "thinking" and kind != "rich_block":
+            self._ignored += 1  # usage, metrics, liveness...: no bubble meaning
             return
         # The payload's catId names the agent when it has one: a server may announce
         # one agent's turn in an envelope of another.
         agent = payload.get("catId")
         if not isinstance(agent, str):
             agent = cat
-        kind = payload.get("type")
         if kind == "invocation_created":
-            self._announce(thread, payload, agent, parent, ts, line, changes)
+            # Section 3, announcing: the turn opens under the envelope's parent id.
+            announced = payload.get("invocationId")
+            if isinstance(announced, str) and announced:  # is_id
+                self._open_turn(thread, announced, parent, agent, ts, line, changes)
+            else:
+                self._refuse(
+                    line, Reason.MALFORMED_EVENT, "invocation_created needs an invocationId",
+                    changes, thread.id,
+                )
         elif kind == "thinking":
             self._thinking(thread, payload, agent, turn_id, parent, ts, line, changes)
-        elif kind == "rich_block":
-            self._rich_block(thread, payload, agent, turn_id, parent, ts, line, changes)
         else:
-            self._ignored += 1  # usage, metrics, liveness...: no bubble meaning
-
-    def _announce(
-        self,
-        thread: ThreadState,
-        payload: dict[str, Any],
-        agent: str,
-        parent: str | None,
-        ts: int,
-        line: int,
-        changes: Sink,
-    ) -> None:
-        """Section 3, announcing: ``invocation_created`` opens its turn under the
-        envelope's parent id."""
-        turn_id = payload.get("invocationId")
-        if not is_id(turn_id):
-            self._refuse(
-                line, Reason.MALFORMED_EVENT, "invocation_created needs an invocationId", changes,
-                thread.id,
-            )
-            return
-        self._open_turn(thread, turn_id, parent, agent, ts, line, changes)
+            self._rich_block(thread, payload, agent, turn_id, parent, ts, line, changes)
 
     def _thinking(
         self,

@@ -20,7 +20,12 @@ from ._wire import is_id
 
 __all__ = ["CallbackPlacement", "is_explicit_post"]
 
+# Enum members as module constants (a member read off its class costs more).
 _REPLACE, _REDELIVER = Action.REPLACE, Action.REDELIVER
+_EXPLICIT_POST, _CALLBACK_INPUT, _NEW_MESSAGE = (
+    TurnInput.EXPLICIT_POST, TurnInput.CALLBACK, TurnInput.CALLBACK_NEW_MESSAGE
+)
+_CALLBACK, _DONE, _REPLACED = Origin.CALLBACK, Status.DONE, Update.REPLACED
 
 
 def is_explicit_post(data: dict[str, Any]) -> bool:
@@ -62,10 +67,13 @@ class CallbackPlacement(EngineCore):
                 thread.id,
             )
             return
+        turn = thread.turns.get(turn_id)
+        if turn is None:
+            turn = thread.turn(turn_id)
         # An empty messageId counts as absent (terms: an id is a non-empty string).
         self._place_callback(
-            thread, thread.turn(turn_id), cat, text, message_id or None,
-            is_explicit_post(data), ts, line, changes,
+            thread, turn, cat, text, message_id or None,
+            "extra" in data and is_explicit_post(data), ts, line, changes,
         )
 
     def _place_callback(
@@ -88,23 +96,24 @@ class CallbackPlacement(EngineCore):
         """
         primary = turn.primary
         if explicit:
-            kind = TurnInput.EXPLICIT_POST
+            kind = _EXPLICIT_POST
         elif message_id is None or (primary is not None and message_id == primary.message_id):
-            kind = TurnInput.CALLBACK
+            kind = _CALLBACK_INPUT
         else:
-            kind = TurnInput.CALLBACK_NEW_MESSAGE
+            kind = _NEW_MESSAGE
         action = turn.step(kind)[1]  # a callback never starts or stops a turn running
         if action is _REPLACE:
             # The callback becomes the turn's primary bubble, in place: same id, same
             # position, so a late callback lands where its turn began.
-            made = turn.primary is None
-            bubble = self._primary(
-                thread, turn, cat, ts, line, changes, text, Origin.CALLBACK, message_id
-            )
-            if not made:
+            bubble = turn.primary
+            if bubble is None:
+                bubble = self._primary(
+                    thread, turn, cat, ts, line, changes, text, _CALLBACK, message_id
+                )
+            else:
                 bubble.become_callback(text, message_id)
                 if changes is not None:
-                    changes.append(BubbleUpdated(bubble, Update.REPLACED, line))
+                    changes.append(BubbleUpdated(bubble, _REPLACED, line))
             if message_id is not None:
                 self._give_message_id(thread, bubble, message_id, line, changes)
             return
@@ -120,7 +129,7 @@ class CallbackPlacement(EngineCore):
                 self._set_text(post, text, line, changes)
                 return
         post = self._new_bubble(
-            thread, cat, turn.id, Origin.CALLBACK, Status.DONE, ts, text, message_id
+            thread, cat, turn.id, _CALLBACK, _DONE, ts, text, message_id
         )
         if changes is not None:
             changes.append(BubbleAdded(post, line))

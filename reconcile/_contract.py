@@ -316,9 +316,6 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
     dispatch = engine._dispatch
     history = engine._history
     loads, decode_error = _loads, _JSONDecodeError
-    # Lines whose event the engine counted itself (through _take_line or _dispatch);
-    # every other line was one event, added to the engine's count at the end.
-    counted = 0
     line = 0
     for line, raw in enumerate(lines, 1):
         if raw.__class__ is not bytes and not isinstance(raw, (bytes, str, bytearray)):
@@ -333,7 +330,6 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             engine._line = line - 1
             message = engine._take_line(raw, None)
             got = lacks = None
-            counted += 1
         else:
             try:
                 data: Any = message["data"]
@@ -350,7 +346,6 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             else:
                 dispatch(message, line, None, raw)
                 got = lacks = None
-                counted += 1
         new: Sequence[Reason] = ()
         if len(rejected) != seen:
             # This line's refusals (nearly always one).
@@ -444,8 +439,8 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
                 stored_callback(line, callbacks, min(callbacks, refused))
             if drafts:
                 draft(line, drafts, 0)
+    # The engine counts a line as an event unless it said otherwise (_non_events).
     engine._line = line
-    engine._events += line - counted
     stream.count += unnamed
     stream.refused += unnamed_refused
     rules = tuple(

@@ -28,7 +28,7 @@ from ._bubbles import (
 )
 from ._errors import Reason
 from ._thread import ThreadState
-from ._turns import Activity, Turn, TurnEnd, TurnInput
+from ._turns import _CLOSED_STATES, Activity, Turn, TurnEnd, TurnInput
 
 __all__ = ["EngineCore", "Sink"]
 
@@ -44,6 +44,8 @@ _STREAMING, _DONE, _ERROR = Status.STREAMING, Status.DONE, Status.ERROR
 _STREAM, _CALLBACK, _SYSTEM = Origin.STREAM, Origin.CALLBACK, Origin.SYSTEM
 _CLOSE, _START = TurnInput.CLOSE, TurnInput.START
 _OPENS, _CLOSES = Activity.OPENS, Activity.CLOSES
+_UNBOUND_EVENT = Reason.UNBOUND_EVENT
+_CLOSED = Update.CLOSED
 
 
 class EngineCore:
@@ -57,10 +59,19 @@ class EngineCore:
         self._line = 0
         self._rejected: list[Rejected] = []
         self._gaps: list[Gap] = []
-        self._events = 0
+        # Lines (and messages) that were no event: blank, or refused as malformed_line.
+        # The event count is derived from it (see ``_events``), so the usual event
+        # costs no counter of its own.
+        self._non_events = 0
         self._ignored = 0
         self._superseded = 0
         self._duplicates = 0
+
+    @property
+    def _events(self) -> int:
+        """Events received so far: every line or message but the blank and malformed
+        ones (section 8's ``events``)."""
+        return self._line - self._non_events
 
     # ------------------------------------------------------------------ refusals
 
@@ -87,10 +98,12 @@ class EngineCore:
         self, thread: ThreadState, line: int, what: str, agent: str, changes: Sink
     ) -> None:
         """Section 3: stream-side content that binds to no turn is refused."""
-        self._refuse(
-            line, Reason.UNBOUND_EVENT, f"{what} from {agent!r} binds to no turn", changes,
-            thread.id,
-        )
+        # As _refuse (written out: a client that joined mid-turn sees many of these).
+        rejected = Rejected(line, _UNBOUND_EVENT, f"{what} from {agent!r} binds to no turn",
+                            thread.id)
+        self._rejected.append(rejected)
+        if changes is not None:
+            changes.append(rejected)
 
     # ------------------------------------------------------------------ threads
 
@@ -203,7 +216,7 @@ class EngineCore:
                 thread.by_message_id[message_id] = bubble
             return
         thread.by_message_id[message_id] = bubble
-        held = thread.held_blocks.pop(message_id, None)
+        held = thread.held_blocks.pop(message_id, None) if thread.held_blocks else None
         if held:
             for block_id in held:
                 self._add_block(bubble, block_id, line, changes)
@@ -250,17 +263,25 @@ class EngineCore:
         """Section 3, announcing: ``turn_id`` becomes the open turn of (thread, agent)
         and the latest turn under ``parent``. Shared by ``invocation_created`` and by a
         stored draft that names its parent (section 7, version 1.1)."""
-        turn = thread.turn(turn_id)
+        # Written out (every announcement): thread.turn, Turn.closed and _start.
+        turn = thread.turns.get(turn_id)
+        if turn is None:
+            turn = thread.turns[turn_id] = Turn(turn_id)
         current = thread.open_turn.get(agent)
-        if current is not None and current is not turn and not current.closed:
+        if (
+            current is not None
+            and current is not turn
+            and current.state not in _CLOSED_STATES
+        ):
             # One agent runs one turn at a time in a thread: a newer announcement
             # means the older turn is over, even if its done was lost.
             self._close(thread, current, TurnEnd.SUPERSEDED, line, changes)
-        if not turn.closed:  # a closed turn never reopens
+        if turn.state not in _CLOSED_STATES:  # a closed turn never reopens
             thread.open_turn[agent] = turn
         if isinstance(parent, str) and parent:
             thread.latest[agent, parent] = turn
-        self._start(thread, turn, agent, ts, line, changes)
+        if turn.step(_START)[2] is _OPENS:
+            self._opened(thread, turn, agent, ts, line, changes)
         return turn
 
     def _start(
@@ -285,9 +306,15 @@ class EngineCore:
         """Section 3, closing: the turn closes and its primary stops streaming; a
         running turn reports how it stopped (one that never ran closes silently)."""
         activity = turn.step(_CLOSE)[2]
-        self._stop_streaming(turn, line, changes)
+        # _stop_streaming and _stopped, written out (every done).
+        bubble = turn.primary
+        if bubble is not None and bubble.settle():
+            if changes is not None:
+                changes.append(BubbleUpdated(bubble, _CLOSED, line))
         if activity is _CLOSES:
-            self._stopped(thread, turn, how, line, changes)
+            cat = thread.running.pop(turn.id)[0]
+            if changes is not None:
+                changes.append(TurnClosed(thread.id, cat, turn.id, how, line))
 
     def _stopped(
         self, thread: ThreadState, turn: Turn, how: TurnEnd, line: int, changes: Sink
@@ -302,4 +329,4 @@ class EngineCore:
         bubble = turn.primary
         if bubble is not None and bubble.settle():
             if changes is not None:
-                changes.append(BubbleUpdated(bubble, Update.CLOSED, line))
+                changes.append(BubbleUpdated(bubble, _CLOSED, line))

@@ -88,14 +88,23 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         decoded. Anything that is not such a dict is refused as ``malformed_line``.
         """
         line = self._line = self._line + 1
-        changes: list[Change] = []
-        # The usual event, as in _dispatch (one Python call less per event).
+        # The usual events, as in _dispatch (one Python call less per event).
         if message.__class__ is dict:
-            data = message.get("data")
-            if data.__class__ is dict and message.get("event") == "agent_message":
-                self._events += 1
-                self._agent_message(data, line, changes, None)
-                return tuple(changes)
+            try:
+                data = message["data"]
+                name = message["event"]
+            except KeyError:
+                pass  # the general path words it
+            else:
+                if data.__class__ is dict:
+                    if name == "agent_message":
+                        changes: list[Change] = []
+                        self._agent_message(data, line, changes, None)
+                        return tuple(changes)
+                    if name.__class__ is str and name != "history":
+                        self._ignored += 1  # another event: ignored (section 1)
+                        return ()
+        changes = []
         self._dispatch(message, line, changes, None)
         return tuple(changes)
 
@@ -255,6 +264,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
             message = _loads(line)
         except _JSONDecodeError:
             if is_blank(line):
+                self._non_events += 1
                 return None
             if line[-1:] == b"\n" or line[-1:] == "\n":
                 # The line's own terminator: drop it so a refusal words the position
@@ -265,6 +275,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 # beyond a double).
                 message = decode_json(line)
             except WireError as exc:
+                self._non_events += 1
                 self._refuse(self._line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}",
                              changes)
                 return None
@@ -284,16 +295,18 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         thread for ``check_lines``), else ``None``.
         """
         if message.__class__ is dict:
-            data = message.get("data")
-            if data.__class__ is dict:
-                name = message.get("event")
-                if name == "agent_message":
-                    self._events += 1
-                    return self._agent_message(data, line, changes, raw)
-                if name.__class__ is str and name != "history":
-                    self._events += 1
-                    self._ignored += 1
-                    return None
+            try:
+                data = message["data"]
+                name = message["event"]
+            except KeyError:
+                pass  # the general path words it
+            else:
+                if data.__class__ is dict:
+                    if name == "agent_message":
+                        return self._agent_message(data, line, changes, raw)
+                    if name.__class__ is str and name != "history":
+                        self._ignored += 1
+                        return None
         self._dispatch_slowly(message, line, changes, raw)
         return None
 
@@ -307,22 +320,24 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 try:
                     message = decode_json(raw)
                 except WireError as exc:  # orjson read the line: this cannot happen
+                    self._non_events += 1
                     self._refuse(line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}",
                                  changes)
                     return
             raw = None  # exact now (the scan found no integer orjson could have lost)
         if not isinstance(message, dict):
+            self._non_events += 1
             self._refuse(line, Reason.MALFORMED_LINE, "a line must be a JSON object", changes)
             return
         name = message.get("event")
         data = message.get("data")
         if not isinstance(name, str) or not isinstance(data, dict):
+            self._non_events += 1
             self._refuse(
                 line, Reason.MALFORMED_LINE, "needs a string 'event' and an object 'data'",
                 changes,
             )
             return
-        self._events += 1
         if name == "agent_message":
             self._agent_message_slowly(data, line, changes, raw)
         elif name == "history":

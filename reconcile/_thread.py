@@ -27,6 +27,8 @@ from ._turns import Turn
 
 __all__ = ["ThreadState"]
 
+_NO_EPOCH = object()
+
 
 class ThreadState:
     """One thread's turns, indexes and ordered bubbles (see the module docstring)."""
@@ -36,7 +38,8 @@ class ThreadState:
         "order",
         "max_ts",
         "seen_ts",
-        "seq",
+        "seq_epoch",
+        "seq_last",
         "turns",
         "open_turn",
         "latest",
@@ -55,7 +58,10 @@ class ThreadState:
         # timestamps may be negative, so "seen" is tracked apart from the value).
         self.max_ts = 0
         self.seen_ts = False
-        self.seq: tuple[Any, int] | None = None  # (epoch key, last seq)
+        # Section 6: the epoch key of the last ``seq`` seen and that ``seq``. Before
+        # the first one, the epoch is a marker no key equals (``None`` is a key).
+        self.seq_epoch: Any = _NO_EPOCH
+        self.seq_last = 0
         self.turns: dict[str, Turn] = {}
         self.open_turn: dict[str, Turn] = {}
         self.latest: dict[tuple[str, str], Turn] = {}

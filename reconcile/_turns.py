@@ -192,6 +192,7 @@ _REPLACED_STATES = frozenset(
     }
 )
 _RUNNING_STATES = frozenset({TurnState.RUNNING, TurnState.RUNNING_REPLACED})
+_OPEN = TurnState.OPEN  # a module global: a member read off its enum class costs more
 
 
 class Turn:
@@ -201,7 +202,7 @@ class Turn:
 
     def __init__(self, turn_id: str) -> None:
         self.id = turn_id
-        self.state = TurnState.OPEN
+        self.state = _OPEN
         self.primary: Bubble | None = None
 
     def step(self, event: TurnInput) -> tuple[TurnState, Action, Activity]:

@@ -1,0 +1,275 @@
+"""The fast path's shortcuts past the transition table, state by state.
+
+The fast path (``_agent_message``) applies the most frequent events without asking
+the table: a chunk appended to a running turn, a chunk superseded on a replaced turn,
+an unbound chunk refused. Each shortcut must do exactly what the general path
+(``_agent_message_slowly``, which asks the table for every event) does. The generated
+traces of tests/test_hot_path.py reach the usual states; here every turn state is set
+by hand, so each shortcut is compared with the table in every state, with every way a
+chunk can name its turn.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from reconcile import Reconciler
+from reconcile._agent_message import _STALE_STREAM_STATES
+from reconcile._turns import _REPLACED_STATES as REPLACED_STATES
+from reconcile.testing.reference import activity
+from reconcile.testing.reference import replay as reference_replay
+from reconcile._turns import TRANSITIONS, Action, Activity, TurnInput, TurnState
+
+from .test_hot_path import describe, final_state
+
+ANNOUNCE = {"event": "agent_message", "data": {
+    "type": "system_info", "threadId": "t", "catId": "opus", "invocationId": "P",
+    "content": json.dumps({"type": "invocation_created", "invocationId": "T"}),
+}}
+
+
+class TablePath(Reconciler):
+    """The engine with every agent_message on the general path (the table's)."""
+
+    _agent_message = Reconciler._agent_message_slowly  # type: ignore[assignment]
+
+
+def chunk(text: str, **ids: Any) -> dict[str, Any]:
+    return {"event": "agent_message", "data": {
+        "type": "text", "threadId": "t", "catId": "opus", "content": text, "origin": "stream",
+        "timestamp": 1767225600000, **ids,
+    }}
+
+
+def engine_in(cls: type[Reconciler], state: TurnState, with_bubble: bool) -> Reconciler:
+    """An engine whose turn T (announced under parent P) is in ``state``."""
+    engine = cls()
+    engine.receive_message(ANNOUNCE)
+    if with_bubble:
+        engine.receive_message(chunk("first ", turnInvocationId="T"))
+    engine._threads["t"].turns["T"].state = state
+    return engine
+
+
+IDS = {
+    "turn id": {"turnInvocationId": "T"},
+    "turn id and parent": {"turnInvocationId": "T", "invocationId": "P"},
+    "parent": {"invocationId": "P"},
+    "no id": {},
+    "unknown parent": {"invocationId": "Q"},
+    "unknown turn id": {"turnInvocationId": "U"},
+    "empty turn id, parent": {"turnInvocationId": "", "invocationId": "P"},
+}
+
+
+@pytest.mark.parametrize("state", list(TurnState))
+@pytest.mark.parametrize("with_bubble", [True, False])
+@pytest.mark.parametrize("ids", sorted(IDS))
+@pytest.mark.parametrize("text", ["more", ""])
+def test_a_chunk_does_what_the_table_says_in_every_state(
+    state: TurnState, with_bubble: bool, ids: str, text: str
+) -> None:
+    fast = engine_in(Reconciler, state, with_bubble)
+    table = engine_in(TablePath, state, with_bubble)
+    event = chunk(text, **IDS[ids])
+    assert [describe(c) for c in fast.receive_message(event)] == [
+        describe(c) for c in table.receive_message(event)
+    ]
+    assert final_state(fast) == final_state(table)
+    assert fast.stats == table.stats
+    assert {h: {t: (turn.state, turn.primary is not None) for t, turn in s.turns.items()}
+            for h, s in fast._threads.items()} == {
+        h: {t: (turn.state, turn.primary is not None) for t, turn in s.turns.items()}
+        for h, s in table._threads.items()}
+
+
+def test_the_superseding_shortcut_covers_exactly_the_rows_that_only_supersede() -> None:
+    rows = {s for s in TurnState
+            if TRANSITIONS[s, TurnInput.STREAM_TEXT] == (s, Action.SUPERSEDE, Activity.NONE)}
+    assert _STALE_STREAM_STATES == rows
+    assert TurnState.RUNNING_REPLACED in rows  # a callback mid-turn: the usual case
+
+
+# ---------------------------------------------------------------- other event types
+
+def system_info(content: str, **ids: Any) -> dict[str, Any]:
+    return {"event": "agent_message", "data": {
+        "type": "system_info", "threadId": "t", "catId": "opus", "content": content,
+        "timestamp": 1767225600001, **ids,
+    }}
+
+
+PAYLOADS = [
+    json.dumps({"type": "invocation_created", "invocationId": "T2"}),
+    " \n" + json.dumps({"type": "invocation_created", "invocationId": "T2"}),  # white space
+    json.dumps({"type": "invocation_created", "invocationId": "T2", "catId": "codex"}),
+    json.dumps({"type": "invocation_created", "invocationId": ""}),
+    json.dumps({"type": "invocation_created", "invocationId": 7}),
+    json.dumps({"type": "invocation_created", "invocationId": "T"}),  # the same turn again
+    json.dumps({"type": "thinking", "text": "hmm"}),
+    json.dumps({"type": "thinking", "text": 5, "catId": 3}),
+    json.dumps({"type": "rich_block", "block": {"id": "b1"}}),
+    json.dumps({"type": "rich_block", "block": {"id": "b1"}, "messageId": "m1"}),
+    json.dumps({"type": "rich_block", "block": []}),
+    json.dumps({"type": "invocation_usage", "usage": {"in": 10**30}}),
+    json.dumps({"type": 5}),
+    json.dumps({}),
+    '{"type": "thinking", "text": "x"',  # not JSON: a plain system line
+    '{"type": "thinking", "text": 1e999}',  # beyond a double: the exact decoder
+    "[1, 2]",
+    "plain text",
+    "",
+    "  ",
+    "{",
+]
+
+
+@pytest.mark.parametrize("state", [TurnState.OPEN, TurnState.RUNNING, TurnState.CLOSED,
+                                   TurnState.RUNNING_REPLACED])
+@pytest.mark.parametrize("content", PAYLOADS)
+@pytest.mark.parametrize("ids", ["turn id", "parent", "no id"])
+def test_a_system_info_payload_does_what_the_general_path_does(
+    state: TurnState, content: str, ids: str
+) -> None:
+    fast, table = engine_in(Reconciler, state, True), engine_in(TablePath, state, True)
+    event = system_info(content, **IDS[ids])
+    assert [describe(c) for c in fast.receive_message(event)] == [
+        describe(c) for c in table.receive_message(event)
+    ]
+    assert final_state(fast) == final_state(table)
+    assert fast.stats == table.stats
+
+
+def other(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"event": "agent_message", "data": {
+        "type": kind, "threadId": "t", "catId": "opus", "timestamp": 1767225600002, **fields,
+    }}
+
+
+EVENTS = {
+    "done": other("done", isFinal=True),
+    "tool use": other("tool_use", toolName="Read", toolInput={"path": "a"}),
+    "tool result": other("tool_result", toolName="Read", content="ok"),
+    "tool result without name": other("tool_result", content="ok"),
+    "error": other("error", error="boom"),
+    "error with content": other("error", content="boom"),
+    "handoff": other("a2a_handoff", content="to codex"),
+    "callback": other("text", origin="callback", content="final"),
+    "callback with message id": other("text", origin="callback", content="final",
+                                      messageId="m1"),
+    "explicit post": other("text", origin="callback", content="post", messageId="m2",
+                           extra={"isExplicitPost": True}),
+    "extra that is not an explicit post": other("text", origin="callback", content="post",
+                                                extra={"isExplicitPost": 1}),
+}
+
+
+# A replaced turn always has its callback's bubble.
+POSSIBLE = [(state, with_bubble) for state in TurnState for with_bubble in (True, False)
+            if with_bubble or state not in REPLACED_STATES]
+
+
+@pytest.mark.parametrize("state,with_bubble", POSSIBLE)
+@pytest.mark.parametrize("name", sorted(EVENTS))
+@pytest.mark.parametrize("ids", ["turn id", "parent", "no id", "unknown turn id"])
+def test_every_type_does_what_the_general_path_does_in_every_state(
+    state: TurnState, with_bubble: bool, name: str, ids: str
+) -> None:
+    fast = engine_in(Reconciler, state, with_bubble)
+    table = engine_in(TablePath, state, with_bubble)
+    event = json.loads(json.dumps(EVENTS[name]))
+    event["data"].update(IDS[ids])
+    assert [describe(c) for c in fast.receive_message(event)] == [
+        describe(c) for c in table.receive_message(event)
+    ]
+    assert final_state(fast) == final_state(table)
+    assert fast.stats == table.stats
+
+
+# The general path shares the handlers of step 7 with the fast path, so for what those
+# handlers write out (the payload decode, closing, announcing, tools, callbacks) the
+# judge is the reference model, on short natural traces.
+def reference_agrees(events: list[dict[str, Any]]) -> None:
+    engine = Reconciler()
+    for event in events:
+        engine.receive_message(event)
+    engine._check()
+    expected = reference_replay(events)
+    document = engine.to_dict()
+    assert document["threads"] == expected["threads"]
+    assert document["stats"] == expected["stats"]
+    assert [(r["line"], r["reason"]) for r in document["rejected"]] == [
+        (r["line"], r["reason"]) for r in expected["rejected"]
+    ]
+    assert activity(events)["running"] == {
+        h: [(t.cat, t.turn, t.since, t.line) for t in engine.running_turns(h)]
+        for h in engine.threads
+        if engine.running_turns(h)
+    }
+
+
+@pytest.mark.parametrize("content", PAYLOADS)
+@pytest.mark.parametrize("ids", ["turn id", "parent", "no id"])
+def test_a_system_info_payload_gives_what_the_reference_gives(content: str, ids: str) -> None:
+    reference_agrees([
+        ANNOUNCE, chunk("a ", turnInvocationId="T"), system_info(content, **IDS[ids]),
+        chunk("b ", **IDS[ids]), system_info(content, invocationId="P2"),
+        other("done", invocationId="P"), chunk("c ", **IDS[ids]),
+        system_info(content, **IDS[ids]), chunk("d "), other("done"), chunk("e "),
+    ])
+
+
+@pytest.mark.parametrize("name", sorted(EVENTS))
+@pytest.mark.parametrize("ids", ["turn id", "parent", "no id", "unknown turn id"])
+@pytest.mark.parametrize("before", ["nothing", "chunk", "callback", "done", "both"])
+def test_every_type_gives_what_the_reference_gives(name: str, ids: str, before: str) -> None:
+    event = json.loads(json.dumps(EVENTS[name]))
+    event["data"].update(IDS[ids])
+    first = {
+        "nothing": [],
+        "chunk": [chunk("a ", turnInvocationId="T")],
+        "callback": [other("text", origin="callback", content="cb", invocationId="T")],
+        "done": [chunk("a ", turnInvocationId="T"), other("done", turnInvocationId="T")],
+        "both": [chunk("a ", turnInvocationId="T"),
+                 other("text", origin="callback", content="cb", invocationId="T"),
+                 other("done", turnInvocationId="T")],
+    }[before]
+    reference_agrees([ANNOUNCE, *first, event, chunk("z ", **IDS[ids]), event])
+
+
+@pytest.mark.parametrize("field", ["timestamp", "seq"])
+@pytest.mark.parametrize("value", [10**4300 - 1, 10**4300, -(10**4300) + 1, -(10**4300),
+                                   2**63, -(2**63) - 1, 0, -1],
+                         ids=["10^4300-1", "10^4300", "-10^4300+1", "-10^4300", "2^63",
+                              "-2^63-1", "0", "-1"])
+def test_the_bounds_of_a_decoded_integer_are_the_general_paths(field: str, value: int) -> None:
+    # Integers of more than 4,300 digits (only an in-process caller can pass them) are
+    # refused; the fast path tests the bounds in its own way.
+    fast, table = engine_in(Reconciler, TurnState.RUNNING, True), engine_in(
+        TablePath, TurnState.RUNNING, True)
+    event = chunk("more", turnInvocationId="T")
+    event["data"][field] = value
+    got = [describe(c) for c in fast.receive_message(event)]
+    assert got == [describe(c) for c in table.receive_message(event)]
+    assert (got[0][0] == "Rejected") == (abs(value) >= 10**4300)
+    assert final_state(fast) == final_state(table)
+
+
+def test_a_payload_in_a_str_subclass_reads_as_the_same_text() -> None:
+    # Only an in-process caller can pass one; it takes the general path, whose
+    # system_info handler must still decode it.
+    class Text(str):
+        pass
+
+    content = json.dumps({"type": "invocation_created", "invocationId": "T2"})
+    plain, subclass = Reconciler(), Reconciler()
+    event = system_info(content, invocationId="P2")
+    odd = system_info(Text(content), invocationId="P2")
+    assert [describe(c) for c in plain.receive_message(event)] == [
+        describe(c) for c in subclass.receive_message(odd)
+    ]
+    assert final_state(plain) == final_state(subclass)
+    assert subclass.running_turns("t")[0].turn == "T2"
