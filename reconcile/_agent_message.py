@@ -159,7 +159,6 @@ class AgentMessageHandlers(CallbackPlacement):
         except KeyError:
             self._agent_message_slowly(data, line, changes, raw)
             return None
-        get = data.get
         # Step 1: the envelope (a subclass of str goes the general way).
         if kind.__class__ is str and thread_id.__class__ is str and cat.__class__ is str:
             # Step 2: unknown types are ignored, for forward compatibility (the usual
@@ -171,12 +170,14 @@ class AgentMessageHandlers(CallbackPlacement):
             # passes ``__class__ is int``: it goes the general way, which decodes the
             # line again exactly (a 20-digit timestamp is an integer). The bounds
             # hold on a line anyway (orjson yields 64-bit integers); they matter for
-            # a decoded message (see ``check_decoded_integers``).
-            content = get(_content)
-            parent = get(_invocationId)
-            turn_id = get(_turnInvocationId)
-            ts = get(_timestamp)
-            seq = get(_seq)
+            # a decoded message (see ``check_decoded_integers``). Each read is
+            # ``data.get(...)``, not a saved ``get = data.get``: making that bound
+            # method costs more than the method lookups it spares.
+            content = data.get(_content)
+            parent = data.get(_invocationId)
+            turn_id = data.get(_turnInvocationId)
+            ts = data.get(_timestamp)
+            seq = data.get(_seq)
             if (
                 # (Each test in the order that answers the usual event first.)
                 (content.__class__ is str or content is None)
@@ -193,7 +194,7 @@ class AgentMessageHandlers(CallbackPlacement):
                 fits = True
                 origin = None  # handed back to check_lines for a text event only
                 if kind == "text":
-                    origin = get(_origin)
+                    origin = data.get(_origin)
                     if content is None or (
                         origin is not None and origin != "stream" and origin != "callback"
                     ):
@@ -205,7 +206,7 @@ class AgentMessageHandlers(CallbackPlacement):
                     fits = False  # toolInput goes into the output as it is: it must be exact
                 epoch = None
                 if seq is not None and fits:
-                    epoch = get(_seqEpoch)
+                    epoch = data.get(_seqEpoch)
                     if epoch.__class__ is not str and epoch is not None:
                         if raw is None:
                             epoch = epoch_key(epoch)  # strings and null are their own key
@@ -243,7 +244,7 @@ class AgentMessageHandlers(CallbackPlacement):
                         if origin == "callback":
                             self._callback(
                                 thread, data, cat, ts, line, changes, content, turn_id,
-                                parent, get(_messageId),
+                                parent, data.get(_messageId),
                             )
                             return thread if turn_id else (thread, kind, origin)
                         # Binding rules 1 and 2 (as in _bind), for a turn already known.
