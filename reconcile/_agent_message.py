@@ -74,7 +74,8 @@ def decoder_keys(*names: str) -> tuple[str, ...]:
     that is not the same object character by character (a rich comparison, about 160
     instructions), where the same object is answered by identity. Looking the fields
     of a decoded event up with orjson's own objects spares that on every field found
-    (about 1,300 instructions per event). Nothing depends on it but speed: should
+    (about 1,200 instructions per event on the simulator's trace). Nothing depends
+    on it but speed (tests/test_shortcuts.py feeds both kinds of keys): should
     orjson hand out another object one day, the lookups compare as before.
     """
     keys = tuple(_loads(orjson.dumps(dict.fromkeys(names, 0))))
@@ -86,17 +87,17 @@ def decoder_keys(*names: str) -> tuple[str, ...]:
 # (see decoder_keys). Each name is the field's name on the wire.
 (
     _type, _threadId, _catId, _content, _invocationId, _turnInvocationId, _timestamp,
-    _seq, _seqEpoch, _origin, _messageId, _error, _toolName, _toolInput, _extra,
+    _seq, _seqEpoch, _origin, _messageId, _error, _toolName, _toolInput,
 ) = decoder_keys(
     "type", "threadId", "catId", "content", "invocationId", "turnInvocationId", "timestamp",
-    "seq", "seqEpoch", "origin", "messageId", "error", "toolName", "toolInput", "extra",
+    "seq", "seqEpoch", "origin", "messageId", "error", "toolName", "toolInput",
 )
 
 # The change objects of a chunk are built here without a class call: a class whose
 # ``__init__`` is Python code costs, called from the interpreter, about 600
-# instructions more than ``object.__new__`` and the slot stores written out (a third
-# of what the engine adds to a chunk beyond the floor). Only right while these are
-# the classes' fields, in full: this ties the inline builds to them.
+# instructions more than ``object.__new__`` and the slot stores written out (CPython
+# 3.11 runs that ``__init__`` in a frame of its own, entered from C). Only right
+# while these are the classes' fields, in full: this ties the inline builds to them.
 assert BubbleUpdated._fields == ("bubble", "how", "line", "delta"), (
     "the inline BubbleUpdated in _agent_message no longer sets every field"
 )
@@ -282,7 +283,7 @@ class AgentMessageHandlers(CallbackPlacement):
                                 # Superseded(line, thread.id, turn.id), inline.
                                 stale = _new(Superseded)
                                 stale.line = line
-                                stale.thread = thread_id
+                                stale.thread = thread.id
                                 stale.invocation = turn.id
                                 changes.append(stale)
                         else:

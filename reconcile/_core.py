@@ -51,8 +51,8 @@ _new = object.__new__
 # The change objects of every turn (added, opened, closed) are built below without a
 # class call where a turn's life goes through: a class whose ``__init__`` is Python
 # code costs, called from the interpreter, about 600 instructions more than
-# ``object.__new__`` and the slot stores written out. Only right while these are the
-# classes' fields, in full: this ties the inline builds to them.
+# ``object.__new__`` and the slot stores written out (see _agent_message). Only right
+# while these are the classes' fields, in full: this ties the inline builds to them.
 assert BubbleAdded._fields == ("bubble", "line"), (
     "the inline BubbleAdded in _core no longer sets every field"
 )
