@@ -63,6 +63,47 @@ _APPENDED = Update.APPENDED
 _RUNNING = TurnState.RUNNING
 _DONE_END = TurnEnd.DONE
 _TOOL = Update.TOOL
+_new = object.__new__
+
+
+def decoder_keys(*names: str) -> tuple[str, ...]:
+    """The ``str`` objects orjson hands out for these keys, in order.
+
+    orjson keeps one ``str`` object per short key and puts that very object in every
+    dict it decodes; those dicts are of CPython's general kind, which compares a key
+    that is not the same object character by character (a rich comparison, about 160
+    instructions), where the same object is answered by identity. Looking the fields
+    of a decoded event up with orjson's own objects spares that on every field found
+    (about 1,200 instructions per event on the simulator's trace). Nothing depends
+    on it but speed (tests/test_shortcuts.py feeds both kinds of keys): should
+    orjson hand out another object one day, the lookups compare as before.
+    """
+    keys = tuple(_loads(orjson.dumps(dict.fromkeys(names, 0))))
+    assert keys == names
+    return keys
+
+
+# The fields the fast path and the usual handlers read, as orjson's key objects
+# (see decoder_keys). Each name is the field's name on the wire.
+(
+    _type, _threadId, _catId, _content, _invocationId, _turnInvocationId, _timestamp,
+    _seq, _seqEpoch, _origin, _messageId, _error, _toolName, _toolInput,
+) = decoder_keys(
+    "type", "threadId", "catId", "content", "invocationId", "turnInvocationId", "timestamp",
+    "seq", "seqEpoch", "origin", "messageId", "error", "toolName", "toolInput",
+)
+
+# The change objects of a chunk are built here without a class call: a class whose
+# ``__init__`` is Python code costs, called from the interpreter, about 600
+# instructions more than ``object.__new__`` and the slot stores written out (CPython
+# 3.11 runs that ``__init__`` in a frame of its own, entered from C). Only right
+# while these are the classes' fields, in full: this ties the inline builds to them.
+assert BubbleUpdated._fields == ("bubble", "how", "line", "delta"), (
+    "the inline BubbleUpdated in _agent_message no longer sets every field"
+)
+assert Superseded._fields == ("line", "thread", "invocation"), (
+    "the inline Superseded in _agent_message no longer sets every field"
+)
 
 # Two shortcuts past the transition table, for the most frequent events. A stream
 # chunk for a running turn that already has its primary bubble is appended without a
@@ -113,13 +154,12 @@ class AgentMessageHandlers(CallbackPlacement):
         fields again.
         """
         try:  # every event carries these three (the general path words a missing one)
-            kind = data["type"]
-            thread_id = data["threadId"]
-            cat = data["catId"]
+            kind = data[_type]
+            thread_id = data[_threadId]
+            cat = data[_catId]
         except KeyError:
             self._agent_message_slowly(data, line, changes, raw)
             return None
-        get = data.get
         # Step 1: the envelope (a subclass of str goes the general way).
         if kind.__class__ is str and thread_id.__class__ is str and cat.__class__ is str:
             # Step 2: unknown types are ignored, for forward compatibility (the usual
@@ -131,12 +171,14 @@ class AgentMessageHandlers(CallbackPlacement):
             # passes ``__class__ is int``: it goes the general way, which decodes the
             # line again exactly (a 20-digit timestamp is an integer). The bounds
             # hold on a line anyway (orjson yields 64-bit integers); they matter for
-            # a decoded message (see ``check_decoded_integers``).
-            content = get("content")
-            parent = get("invocationId")
-            turn_id = get("turnInvocationId")
-            ts = get("timestamp")
-            seq = get("seq")
+            # a decoded message (see ``check_decoded_integers``). Each read is
+            # ``data.get(...)``, not a saved ``get = data.get``: making that bound
+            # method costs more than the method lookups it spares.
+            content = data.get(_content)
+            parent = data.get(_invocationId)
+            turn_id = data.get(_turnInvocationId)
+            ts = data.get(_timestamp)
+            seq = data.get(_seq)
             if (
                 # (Each test in the order that answers the usual event first.)
                 (content.__class__ is str or content is None)
@@ -146,14 +188,14 @@ class AgentMessageHandlers(CallbackPlacement):
                 and (seq is None or (seq.__class__ is int and abs(seq) < _HUGE))
                 # Fields most events do not carry: a test of presence, not a read
                 # (messageId is read again by the callbacks that use it).
-                and ("messageId" not in data or _str_or_none(data["messageId"]))
-                and ("error" not in data or _str_or_none(data["error"]))
-                and ("toolName" not in data or _str_or_none(data["toolName"]))
+                and (_messageId not in data or _str_or_none(data[_messageId]))
+                and (_error not in data or _str_or_none(data[_error]))
+                and (_toolName not in data or _str_or_none(data[_toolName]))
             ):
                 fits = True
                 origin = None  # handed back to check_lines for a text event only
                 if kind == "text":
-                    origin = get("origin")
+                    origin = data.get(_origin)
                     if content is None or (
                         origin is not None and origin != "stream" and origin != "callback"
                     ):
@@ -165,7 +207,7 @@ class AgentMessageHandlers(CallbackPlacement):
                     fits = False  # toolInput goes into the output as it is: it must be exact
                 epoch = None
                 if seq is not None and fits:
-                    epoch = get("seqEpoch")
+                    epoch = data.get(_seqEpoch)
                     if epoch.__class__ is not str and epoch is not None:
                         if raw is None:
                             epoch = epoch_key(epoch)  # strings and null are their own key
@@ -203,7 +245,7 @@ class AgentMessageHandlers(CallbackPlacement):
                         if origin == "callback":
                             self._callback(
                                 thread, data, cat, ts, line, changes, content, turn_id,
-                                parent, get("messageId"),
+                                parent, data.get(_messageId),
                             )
                             return thread if turn_id else (thread, kind, origin)
                         # Binding rules 1 and 2 (as in _bind), for a turn already known.
@@ -225,13 +267,25 @@ class AgentMessageHandlers(CallbackPlacement):
                             if content:  # an empty chunk changes nothing: no report
                                 bubble._parts.append(content)  # Bubble.append, inline
                                 if changes is not None:
-                                    changes.append(BubbleUpdated(bubble, _APPENDED, line, content))
+                                    # BubbleUpdated(bubble, _APPENDED, line, content),
+                                    # built inline (see the assertion at the top).
+                                    update = _new(BubbleUpdated)
+                                    update.bubble = bubble
+                                    update.how = _APPENDED
+                                    update.line = line
+                                    update.delta = content
+                                    changes.append(update)
                         elif turn.state in _STALE_STREAM_STATES:
                             # The table's row: superseded, nothing else (the set
                             # is read off the table at import).
                             self._superseded += 1
                             if changes is not None:
-                                changes.append(Superseded(line, thread.id, turn.id))
+                                # Superseded(line, thread.id, turn.id), inline.
+                                stale = _new(Superseded)
+                                stale.line = line
+                                stale.thread = thread.id
+                                stale.invocation = turn.id
+                                changes.append(stale)
                         else:
                             self._stream_text(thread, cat, ts, line, changes, content, turn_id,
                                               parent)
@@ -474,9 +528,9 @@ class AgentMessageHandlers(CallbackPlacement):
             self._unbound(thread, line, kind, cat, changes)
             return
         if kind == "tool_use":
-            entry = {"kind": "use", "name": data.get("toolName"), "input": data.get("toolInput")}
+            entry = {"kind": "use", "name": data.get(_toolName), "input": data.get(_toolInput)}
         else:
-            entry = {"kind": "result", "name": data.get("toolName"), "content": content}
+            entry = {"kind": "result", "name": data.get(_toolName), "content": content}
         if turn.step(_ACTIVITY)[2] is _OPENS:  # as _attach
             self._opened(thread, turn, cat, ts, line, changes)
         bubble = turn.primary
@@ -544,18 +598,18 @@ class AgentMessageHandlers(CallbackPlacement):
         if payload is None:
             self._system_line(thread, cat, content, ts, line, changes)
             return
-        kind = payload.get("type")
+        kind = payload.get(_type)
         if kind != "invocation_created" and kind != "thinking" and kind != "rich_block":
             self._ignored += 1  # usage, metrics, liveness...: no bubble meaning
             return
         # The payload's catId names the agent when it has one: a server may announce
         # one agent's turn in an envelope of another.
-        agent = payload.get("catId")
+        agent = payload.get(_catId)
         if not isinstance(agent, str):
             agent = cat
         if kind == "invocation_created":
             # Section 3, announcing: the turn opens under the envelope's parent id.
-            announced = payload.get("invocationId")
+            announced = payload.get(_invocationId)
             if isinstance(announced, str) and announced:  # is_id
                 self._open_turn(thread, announced, parent, agent, ts, line, changes)
             else:

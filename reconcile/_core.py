@@ -46,6 +46,25 @@ _CLOSE, _START = TurnInput.CLOSE, TurnInput.START
 _OPENS, _CLOSES = Activity.OPENS, Activity.CLOSES
 _UNBOUND_EVENT = Reason.UNBOUND_EVENT
 _CLOSED = Update.CLOSED
+_new = object.__new__
+
+# The change objects of every turn (added, opened, closed) are built below without a
+# class call where a turn's life goes through: a class whose ``__init__`` is Python
+# code costs, called from the interpreter, about 600 instructions more than
+# ``object.__new__`` and the slot stores written out (see _agent_message). Only right
+# while these are the classes' fields, in full: this ties the inline builds to them.
+assert BubbleAdded._fields == ("bubble", "line"), (
+    "the inline BubbleAdded in _core no longer sets every field"
+)
+assert BubbleUpdated._fields == ("bubble", "how", "line", "delta"), (
+    "the inline BubbleUpdated in _core no longer sets every field"
+)
+assert TurnOpened._fields == ("thread", "cat", "turn", "line", "timestamp"), (
+    "the inline TurnOpened in _core no longer sets every field"
+)
+assert TurnClosed._fields == ("thread", "cat", "turn", "how", "line"), (
+    "the inline TurnClosed in _core no longer sets every field"
+)
 
 
 class EngineCore:
@@ -171,7 +190,10 @@ class EngineCore:
             thread, cat, turn.id, origin, status, ts, text, message_id
         )
         if changes is not None:
-            changes.append(BubbleAdded(bubble, line))
+            added = _new(BubbleAdded)  # BubbleAdded(bubble, line), inline
+            added.bubble = bubble
+            added.line = line
+            changes.append(added)
         return bubble
 
     def _system_line(
@@ -188,7 +210,10 @@ class EngineCore:
         """Section 5: a system bubble, made anew each time (it belongs to no turn)."""
         bubble = self._new_bubble(thread, cat, None, _SYSTEM, status, ts, text, error=error)
         if changes is not None:
-            changes.append(BubbleAdded(bubble, line))
+            added = _new(BubbleAdded)  # BubbleAdded(bubble, line), inline
+            added.bubble = bubble
+            added.line = line
+            changes.append(added)
 
     def _set_text(self, bubble: Bubble, text: str, line: int, changes: Sink) -> None:
         """Set a snapshot text; a text equal to the current one is no change at all."""
@@ -298,7 +323,14 @@ class EngineCore:
         cat = self._names.setdefault(cat, cat)
         thread.running[turn.id] = (cat, ts, line)
         if changes is not None:
-            changes.append(TurnOpened(thread.id, cat, turn.id, line, ts))
+            # TurnOpened(thread.id, cat, turn.id, line, ts), inline.
+            opened = _new(TurnOpened)
+            opened.thread = thread.id
+            opened.cat = cat
+            opened.turn = turn.id
+            opened.line = line
+            opened.timestamp = ts
+            changes.append(opened)
 
     def _close(
         self, thread: ThreadState, turn: Turn, how: TurnEnd, line: int, changes: Sink
@@ -310,11 +342,24 @@ class EngineCore:
         bubble = turn.primary
         if bubble is not None and bubble.settle():
             if changes is not None:
-                changes.append(BubbleUpdated(bubble, _CLOSED, line))
+                # BubbleUpdated(bubble, _CLOSED, line), inline.
+                update = _new(BubbleUpdated)
+                update.bubble = bubble
+                update.how = _CLOSED
+                update.line = line
+                update.delta = None
+                changes.append(update)
         if activity is _CLOSES:
             cat = thread.running.pop(turn.id)[0]
             if changes is not None:
-                changes.append(TurnClosed(thread.id, cat, turn.id, how, line))
+                # TurnClosed(thread.id, cat, turn.id, how, line), inline.
+                closed = _new(TurnClosed)
+                closed.thread = thread.id
+                closed.cat = cat
+                closed.turn = turn.id
+                closed.how = how
+                closed.line = line
+                changes.append(closed)
 
     def _stopped(
         self, thread: ThreadState, turn: Turn, how: TurnEnd, line: int, changes: Sink

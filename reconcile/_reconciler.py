@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from ._agent_message import AgentMessageHandlers
+from ._agent_message import AgentMessageHandlers, decoder_keys
 from ._bubbles import Bubble, Change, Gap, Rejected, RunningTurn
 from ._errors import LocalTypeError, Reason
 from ._events import AgentMessage, History, OtherEvent
@@ -43,6 +43,8 @@ from ._wire import WireError, decode_json, is_blank, needs_exact
 
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
+# The two keys of every event, as orjson's own key objects (see decoder_keys).
+_event, _data = decoder_keys("event", "data")
 
 __all__ = ["Reconciler", "Stats", "ThreadBubbles", "LogView"]
 
@@ -91,8 +93,8 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         # The usual events, as in _dispatch (one Python call less per event).
         if message.__class__ is dict:
             try:
-                data = message["data"]
-                name = message["event"]
+                data = message[_data]
+                name = message[_event]
             except KeyError:
                 pass  # the general path words it
             else:
@@ -296,8 +298,8 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         """
         if message.__class__ is dict:
             try:
-                data = message["data"]
-                name = message["event"]
+                data = message[_data]
+                name = message[_event]
             except KeyError:
                 pass  # the general path words it
             else:

@@ -273,3 +273,64 @@ def test_a_payload_in_a_str_subclass_reads_as_the_same_text() -> None:
     ]
     assert final_state(plain) == final_state(subclass)
     assert subclass.running_turns("t")[0].turn == "T2"
+
+
+def _life_of_a_turn() -> list[dict[str, Any]]:
+    """Events that make every change the engine builds inline: a bubble added, a
+    chunk appended, a turn opened and closed with its bubble, a chunk superseded."""
+    done = {"event": "agent_message", "data": {
+        "type": "done", "threadId": "t", "catId": "opus", "invocationId": "P",
+        "timestamp": 1767225600009,
+    }}
+    callback = {"event": "agent_message", "data": {
+        "type": "text", "threadId": "t", "catId": "opus", "content": "all of it",
+        "origin": "callback", "invocationId": "T2", "timestamp": 1767225600010,
+    }}
+    announce_t2 = system_info(json.dumps({"type": "invocation_created", "invocationId": "T2"}),
+                              invocationId="P2")
+    return [
+        ANNOUNCE, chunk("first ", turnInvocationId="T"), chunk("more", invocationId="P"), done,
+        announce_t2, callback, chunk("late", turnInvocationId="T2"),
+    ]
+
+
+def test_changes_built_inline_equal_the_ones_their_class_builds() -> None:
+    # The fast path and the turn operations build their changes with object.__new__
+    # and slot stores; each must be the value its class's constructor makes, every
+    # field set (a missing one would raise here), with the same repr.
+    seen = set()
+    engine = Reconciler()
+    for event in _life_of_a_turn():
+        for change in engine.receive_message(event):
+            rebuilt = type(change)(*(getattr(change, name) for name in change._fields))
+            assert change == rebuilt
+            assert repr(change) == repr(rebuilt)
+            seen.add((type(change).__name__, getattr(change, "how", None)))
+    assert {name for name, _ in seen} >= {
+        "BubbleAdded", "BubbleUpdated", "TurnOpened", "TurnClosed", "Superseded"}
+    assert ("BubbleUpdated", "appended") in seen and ("BubbleUpdated", "closed") in seen
+
+
+def test_events_decoded_by_orjson_and_by_the_standard_library_give_the_same_changes() -> None:
+    # The fast path reads fields with orjson's own key objects (decoder_keys); an
+    # event whose keys are other, equal strings must read the same.
+    import orjson
+
+    lines = [json.dumps(event).encode() for event in _life_of_a_turn()]
+    by_orjson, by_json = Reconciler(), Reconciler()
+    for line in lines:
+        assert [describe(c) for c in by_orjson.receive_message(orjson.loads(line))] == [
+            describe(c) for c in by_json.receive_message(json.loads(line))
+        ]
+    assert final_state(by_orjson) == final_state(by_json)
+
+
+def test_decoder_keys_are_the_key_objects_orjson_hands_out() -> None:
+    import orjson
+
+    from reconcile._agent_message import decoder_keys
+
+    keys = decoder_keys("content", "threadId")
+    assert keys == ("content", "threadId")
+    decoded = list(orjson.loads(b'{"threadId": "t", "content": "x"}'))
+    assert decoded[1] is keys[0] and decoded[0] is keys[1]
