@@ -41,10 +41,11 @@ import orjson
 
 from ._bubbles import Gap, Rejected
 from ._errors import Reason
+from ._history import decoded_closely_enough as decoded_closely
 from ._reconciler import Reconciler
 from ._thread import ThreadState
 from ._values import FrozenValue
-from ._wire import is_id, needs_exact, parse_json_object
+from ._wire import is_id, parse_json_object
 
 __all__ = ["check_lines", "CheckReport", "RuleReport", "ThreadCounts", "RULES", "FIRST_LINES"]
 
@@ -338,9 +339,9 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
                 name = None
             if name == "agent_message" and data.__class__ is dict:
                 got = agent_message(data, line, None, raw)
-            elif name == "history" and data.__class__ is dict and not needs_exact(raw):
-                # As _dispatch_slowly does for a page that orjson read exactly; the
-                # engine hands back what the page lacked by section 10.
+            elif name == "history" and data.__class__ is dict and decoded_closely(data):
+                # As _dispatch_slowly does for a page whose exact decode would merge
+                # the same; the engine hands back what the page lacked by section 10.
                 lacks = history(data, line, None)
                 got = None
             else:

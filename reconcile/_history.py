@@ -19,11 +19,30 @@ from ._thread import ThreadState
 from ._turns import Action, Activity, TurnEnd, TurnInput
 from ._wire import is_id
 
-__all__ = ["HistoryMerge"]
+__all__ = ["HistoryMerge", "decoded_closely_enough"]
 
 #: What :meth:`HistoryMerge._stored_message` says a stored message lacked.
 _CALLBACK_WITHOUT_TURN = "callback"
 _DRAFT_WITHOUT_PARENT = "draft"
+
+
+def decoded_closely_enough(data: dict[str, Any]) -> bool:
+    """Whether a page orjson decoded alone merges exactly as its exact decode would.
+
+    orjson reads an integer beyond 64 bits as a float. Of everything
+    :meth:`HistoryMerge._history` reads, only a stored message's ``timestamp`` can be
+    a number (every other field counts only as a string, an object or ``true``, and a
+    float is none of these, as the integer was not either). So a page none of whose
+    messages holds a float ``timestamp`` needs no exact decode; one that does goes
+    the general way, which scans the line for a big integer. A loop over the messages
+    instead of that scan over every byte of the page (about a tenth of its cost).
+    """
+    messages = data.get("messages")
+    if messages.__class__ is list:
+        for message in messages:
+            if message.__class__ is dict and message.get("timestamp").__class__ is float:
+                return False
+    return True
 
 
 class HistoryMerge(CallbackPlacement):

@@ -177,3 +177,45 @@ def test_check_lines_never_raises_and_matches_the_engine(lines):
     engine.feed(lines)
     report = check_lines(lines)
     assert list(report.rejected) == list(engine.rejected)
+
+
+def test_check_merges_pages_with_integers_beyond_64_bits_as_receive_line_does(monkeypatch):
+    # check_lines merges a page decoded by orjson alone unless a stored timestamp came
+    # back as a float (orjson's reading of an integer beyond 64 bits): such a page
+    # goes the exact way, so the engine behind check ends as receive_line leaves one.
+    import reconcile._contract as contract
+
+    engines = []
+
+    class Kept(Reconciler):
+        def __init__(self):
+            super().__init__()
+            engines.append(self)
+
+    monkeypatch.setattr(contract, "Reconciler", Kept)
+    huge = 10**20  # orjson alone: 1e+20
+    pages = [
+        history(messages=[stored("m1", "one", timestamp=huge + 1),
+                          stored("m2", "two", timestamp=huge)]),
+        history(messages=[stored("m3", "three", timestamp=-huge)]),
+        history(messages=[stored("m4", "four", timestamp=1.5), stored("m5", "five")]),
+        history(messages=[stored("m6", "six", timestamp=7, extra={"note": huge})]),
+        # A callback without its turn id in a huge-number page: refused, counted.
+        history(messages=[stored("m7", "seven", origin="callback", timestamp=huge)]),
+    ]
+    lines = [json.dumps(page) for page in pages] + lines_of([chunk("late", timestamp=3)])
+    report = check_lines(lines)
+    (engine,) = engines
+    reference = Reconciler()
+    for line in lines:
+        reference.receive_line(line)
+
+    def state(r):
+        return {h: [(key[0], key[1], bubble.to_dict()) for key in t.order for bubble in [key[2]]]
+                for h, t in r._threads.items()}
+
+    assert state(engine) == state(reference)
+    stamps = [key[0] for key in engine._threads["t1"].order]
+    assert {-huge, huge, huge + 1} <= set(stamps) and all(type(ts) is int for ts in stamps)
+    assert list(engine.rejected) == list(reference.rejected)
+    assert rules_of(report)["stored_callback_without_turn"] == (1, 1, True)
