@@ -349,14 +349,19 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
                 got = lacks = None
         new: Sequence[Reason] = ()
         if len(rejected) != seen:
-            # This line's refusals (nearly always one).
-            if len(rejected) == seen + 1:
-                new = (rejected[-1].reason,)
+            # This line's refusals: nearly always one (a reason is a Reason member,
+            # so identity tells it).
+            seen += 1
+            if len(rejected) == seen:
+                reason = rejected[-1].reason
+                if reason is _MALFORMED_LINE or reason is _MALFORMED_EVENT:
+                    continue  # refused as malformed: not counted against any rule
+                new = (reason,)
             else:
-                new = [r.reason for r in rejected[seen:]]
-            seen = len(rejected)
-            if _MALFORMED_LINE in new or _MALFORMED_EVENT in new:
-                continue  # refused as malformed: not counted against any rule
+                new = [r.reason for r in rejected[seen - 1:]]
+                seen = len(rejected)
+                if _MALFORMED_LINE in new or _MALFORMED_EVENT in new:
+                    continue
         if got is not None:
             # The fast path applied the event whole and handed back its thread, and for
             # an event without turnInvocationId its type and origin (see
@@ -436,7 +441,7 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
                 lacks = _page_lacks(messages)
             callbacks, drafts = lacks
             if callbacks:
-                refused = sum(reason is _NO_INVOCATION for reason in new)
+                refused = new.count(_NO_INVOCATION)
                 stored_callback(line, callbacks, min(callbacks, refused))
             if drafts:
                 draft(line, drafts, 0)
