@@ -33,7 +33,7 @@ from ._agent_message import AgentMessageHandlers
 from ._bubbles import Bubble, Change, Gap, Rejected, RunningTurn
 from ._errors import LocalTypeError, Reason
 from ._events import AgentMessage, History, OtherEvent
-from ._history import HistoryMerge
+from ._history import HistoryMerge, decoded_closely_enough
 from ._turns import TurnEnd
 from ._invariants import check
 from ._views import LogView, Stats, ThreadBubbles
@@ -145,14 +145,41 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 "open(path, 'rb'), or split a trace with .splitlines()"
             )
         take = self._take_line
+        agent_message = self._agent_message
+        history = self._history
+        dispatch = self._dispatch
+        loads, decode_error = _loads, _JSONDecodeError
         count = 0
-        for line in lines:
-            if line.__class__ is not bytes and not isinstance(line, (bytes, str, bytearray)):
+        for raw in lines:
+            if raw.__class__ is not bytes and not isinstance(raw, (bytes, str, bytearray)):
                 raise LocalTypeError(
-                    f"receive_line takes bytes or str, not {type(line).__name__}"
+                    f"receive_line takes bytes or str, not {type(raw).__name__}"
                 )
-            take(line, None)
             count += 1
+            # _take_line and _dispatch written out for the usual line, as check_lines
+            # does (two Python calls less per line).
+            try:
+                message = loads(raw)
+            except decode_error:
+                take(raw, None)  # blank, malformed, or beyond orjson: it counts the line
+                continue
+            line = self._line = self._line + 1
+            try:
+                data: Any = message["data"]
+                name = message["event"]
+            except (KeyError, TypeError):  # not an object, or no data or event
+                dispatch(message, line, None, raw)  # the general path words it
+                continue
+            if data.__class__ is dict:
+                if name == "agent_message":
+                    agent_message(data, line, None, raw)
+                    continue
+                if name == "history" and decoded_closely_enough(data):
+                    # A page whose exact decode would merge the same (else
+                    # _dispatch_slowly decodes it again exactly).
+                    history(data, line, None)
+                    continue
+            dispatch(message, line, None, raw)
         return count
 
     # ------------------------------------------------------------------ reading

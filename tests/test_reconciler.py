@@ -657,3 +657,39 @@ def test_interrupt_closes_running_turns_and_stops_streaming():
     assert r.interrupt("t1") == () and r.interrupt("nowhere") == ()
     (refused,) = r.receive_message(chunk("more"))
     assert refused.reason is Reason.STREAM_AFTER_DONE
+
+
+def test_feed_ends_where_receive_line_does_on_every_kind_of_line():
+    # feed takes the usual line straight to its handler; everything else (blank,
+    # malformed, not an object, other events, pages with integers beyond 64 bits)
+    # through receive_line's own path. Same state, same refusals, same counts.
+    huge = 10**20  # orjson alone reads it as 1e+20
+
+    def page(messages, thread="t1"):
+        return {"event": "history", "data": {"threadId": thread, "messages": messages}}
+
+    events = [
+        announce("T1"), chunk("a", turnInvocationId="T1", timestamp=huge),
+        chunk("b", parent="P9"), callback("final", "T1", "m1"), done(turnInvocationId="T1"),
+        page([{"id": "s1", "catId": "opus", "content": "x", "timestamp": huge}]),
+        page([{"id": "s2", "catId": "opus", "content": "y", "timestamp": -huge},
+              {"id": "s3", "catId": "opus", "content": "z", "timestamp": 1.5}]),
+        page([{"id": "s4", "catId": "opus", "origin": "callback", "content": "w"}, 7]),
+        page("not a list"), {"event": "history", "data": []},
+        {"event": "intent_mode", "data": {"threadId": "t2"}}, {"event": 3, "data": {}},
+        {"data": {}}, [1, 2], msg("text", content=5), msg("tool_use", toolInput={"n": huge}),
+        msg("done", seq=1, seqEpoch=huge), msg("done", seq=1, seqEpoch=huge + 1),
+    ]
+    lines = [json.dumps(e).encode() for e in events]
+    lines += [b"", b"  \n", b"{not json", b'{"event": "x", "data": 1e999}', "\u00e9".encode()]
+    fed, one_by_one = Reconciler(), Reconciler()
+    assert fed.feed(iter(lines)) == len(lines)
+    for line in lines:
+        one_by_one.receive_line(line)
+    assert fed.to_dict() == one_by_one.to_dict()
+    assert list(fed.rejected) == list(one_by_one.rejected) and len(fed.rejected) > 5
+    assert list(fed.gaps) == list(one_by_one.gaps)
+    assert fed.lines == one_by_one.lines == len(lines)
+    assert {h: [key[:2] for key in fed._threads[h].order] for h in fed.threads} == {
+        h: [key[:2] for key in one_by_one._threads[h].order] for h in one_by_one.threads}
+    assert any(key[0] == huge for key in fed._threads["t1"].order)
