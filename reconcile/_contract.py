@@ -338,12 +338,20 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             except (KeyError, TypeError):  # not an object, or no data or event
                 name = None
             if name == "agent_message" and data.__class__ is dict:
+                ignored = engine._ignored
                 got = agent_message(data, line, None, raw)
             elif name == "history" and data.__class__ is dict and decoded_closely(data):
                 # As _dispatch_slowly does for a page whose exact decode would merge
                 # the same; the engine hands back what the page lacked by section 10.
                 lacks = history(data, line, None)
                 got = None
+            elif name.__class__ is str and name != "history" and data.__class__ is dict:
+                # Another event: ignored (section 1), as _dispatch does; only counted.
+                engine._ignored += 1
+                thread_id = data.get("threadId")
+                if thread_id.__class__ is str:
+                    events[thread_id] = events.get(thread_id, 0) + 1
+                continue
             else:
                 dispatch(message, line, None, raw)
                 got = lacks = None
@@ -385,7 +393,9 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
                         live_callback(line, _NO_INVOCATION in new)
                     continue
             elif kind not in _STREAM_TYPES:
-                if kind != "system_info":
+                if kind != "system_info" or engine._ignored != ignored:
+                    # Not stream-side; or a payload the engine counted as ignored (no
+                    # bubble meaning: usage, metrics...), which binds to no turn.
                     continue
                 content = data["content"]  # a string: the fast path checked it
                 if (

@@ -219,3 +219,29 @@ def test_check_merges_pages_with_integers_beyond_64_bits_as_receive_line_does(mo
     assert {-huge, huge, huge + 1} <= set(stamps) and all(type(ts) is int for ts in stamps)
     assert list(engine.rejected) == list(reference.rejected)
     assert rules_of(report)["stored_callback_without_turn"] == (1, 1, True)
+
+
+def test_rule_3_counts_the_system_info_that_binds_and_no_other():
+    # Thinking and a rich block without messageId bind to a turn (rule 3 asks for
+    # their turnInvocationId); usage, metrics, an announcement, a rich block placed
+    # by messageId and a plain system line do not.
+    def system(payload, **kw):
+        content = payload if isinstance(payload, str) else json.dumps(payload)
+        return msg("system_info", content=content, invocationId="P1", **kw)
+
+    block = {"id": "b1", "kind": "card"}
+    events = [
+        announce("T1", parent="P1"),  # line 1: an announcement
+        system({"type": "thinking", "text": "hm"}),  # 2: binds
+        system({"type": "invocation_usage", "usage": {"inputTokens": 3}}),  # ignored
+        system({"type": "rich_block", "block": block}),  # 4: binds
+        system({"type": "rich_block", "block": block, "messageId": "m9"}),  # by message
+        system("plain words about thinking"),  # a system line
+        system('{"type": "\\u0074hinking", "text": "escaped"}'),  # 7: binds
+        system({"type": "context_health", "note": "thinking rich_block"}),  # ignored
+        system({"type": "thinking", "text": "named"}, turnInvocationId="T1"),  # named
+    ]
+    report = check_lines(lines_of(events))
+    rule = {r.key: r for r in report.rules}["stream_without_turn_id"]
+    assert (rule.count, rule.refused, rule.lines) == (3, 0, (2, 4, 7))
+    assert report.stats["ignored"] == 2
