@@ -41,7 +41,6 @@ import orjson
 
 from ._bubbles import Gap, Rejected
 from ._errors import Reason
-from ._history import decoded_closely_enough as decoded_closely
 from ._reconciler import Reconciler
 from ._thread import ThreadState
 from ._values import FrozenValue
@@ -340,10 +339,11 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             if name == "agent_message" and data.__class__ is dict:
                 ignored = engine._ignored
                 got = agent_message(data, line, None, raw)
-            elif name == "history" and data.__class__ is dict and decoded_closely(data):
-                # As _dispatch_slowly does for a page whose exact decode would merge
-                # the same; the engine hands back what the page lacked by section 10.
-                lacks = history(data, line, None)
+            elif name == "history" and data.__class__ is dict:
+                # As _dispatch_slowly does, without its scan for big integers (the
+                # engine takes the exact decode if a timestamp needs it); it hands back
+                # what the page lacked by section 10.
+                lacks = history(data, line, None, raw)
                 got = None
             elif name.__class__ is str and name != "history" and data.__class__ is dict:
                 # Another event: ignored (section 1), as _dispatch does; only counted.
@@ -447,7 +447,7 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
                 ):
                     empty_history(line, False)
                 continue
-            if lacks is None:  # the engine decoded the page again exactly: read it here
+            if lacks is None:  # the line went the general way (beyond orjson): read it here
                 lacks = _page_lacks(messages)
             callbacks, drafts = lacks
             if callbacks:

@@ -33,7 +33,7 @@ from ._agent_message import AgentMessageHandlers
 from ._bubbles import Bubble, Change, Gap, Rejected, RunningTurn
 from ._errors import LocalTypeError, Reason
 from ._events import AgentMessage, History, OtherEvent
-from ._history import HistoryMerge, decoded_closely_enough
+from ._history import HistoryMerge
 from ._turns import TurnEnd
 from ._invariants import check
 from ._views import LogView, Stats, ThreadBubbles
@@ -174,10 +174,10 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 if name == "agent_message":
                     agent_message(data, line, None, raw)
                     continue
-                if name == "history" and decoded_closely_enough(data):
-                    # A page whose exact decode would merge the same (else
-                    # _dispatch_slowly decodes it again exactly).
-                    history(data, line, None)
+                if name == "history":
+                    # Without _dispatch_slowly's scan for big integers: the page takes
+                    # the exact decode if a timestamp needs it (see _history).
+                    history(data, line, None, raw)
                     continue
             dispatch(message, line, None, raw)
         return count

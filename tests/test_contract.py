@@ -180,9 +180,9 @@ def test_check_lines_never_raises_and_matches_the_engine(lines):
 
 
 def test_check_merges_pages_with_integers_beyond_64_bits_as_receive_line_does(monkeypatch):
-    # check_lines merges a page decoded by orjson alone unless a stored timestamp came
-    # back as a float (orjson's reading of an integer beyond 64 bits): such a page
-    # goes the exact way, so the engine behind check ends as receive_line leaves one.
+    # check_lines merges a page as orjson decoded it until a stored timestamp comes
+    # back as a float (orjson's reading of an integer beyond 64 bits): from there on
+    # the exact decode, so the engine behind check ends as receive_line leaves one.
     import reconcile._contract as contract
 
     engines = []
@@ -202,6 +202,11 @@ def test_check_merges_pages_with_integers_beyond_64_bits_as_receive_line_does(mo
         history(messages=[stored("m6", "six", timestamp=7, extra={"note": huge})]),
         # A callback without its turn id in a huge-number page: refused, counted.
         history(messages=[stored("m7", "seven", origin="callback", timestamp=huge)]),
+        # The exact decode takes over mid-page: what lacked before it and after it.
+        history(messages=[stored("m8", "eight", timestamp=5),
+                          stored("m9", "nine", origin="callback", timestamp=6),
+                          stored("m10", "ten", timestamp=huge + 2),
+                          stored("m11", "eleven", origin="callback", timestamp=7)]),
     ]
     lines = [json.dumps(page) for page in pages] + lines_of([chunk("late", timestamp=3)])
     report = check_lines(lines)
@@ -218,7 +223,8 @@ def test_check_merges_pages_with_integers_beyond_64_bits_as_receive_line_does(mo
     stamps = [key[0] for key in engine._threads["t1"].order]
     assert {-huge, huge, huge + 1} <= set(stamps) and all(type(ts) is int for ts in stamps)
     assert list(engine.rejected) == list(reference.rejected)
-    assert rules_of(report)["stored_callback_without_turn"] == (1, 1, True)
+    assert rules_of(report)["stored_callback_without_turn"] == (3, 3, True)
+    assert huge + 2 in stamps
 
 
 def test_rule_3_counts_the_system_info_that_binds_and_no_other():
@@ -245,3 +251,24 @@ def test_rule_3_counts_the_system_info_that_binds_and_no_other():
     rule = {r.key: r for r in report.rules}["stream_without_turn_id"]
     assert (rule.count, rule.refused, rule.lines) == (3, 0, (2, 4, 7))
     assert report.stats["ignored"] == 2
+
+
+def test_a_page_too_deep_for_the_exact_decoder_is_refused_not_raised():
+    # orjson reads 1000 levels; the standard library's exact decode (needed for the
+    # float timestamp of the second message) cannot: the line is refused as the
+    # general path refuses it, and nothing escapes check_lines or feed.
+    deep = "[" * 1000 + "]" * 1000
+    line = (
+        '{"event":"history","data":{"threadId":"t1","messages":['
+        '{"id":"m1","catId":"opus","content":"x","timestamp":5},'
+        '{"id":"m2","catId":"opus","content":"y","timestamp":100000000000000000000,'
+        '"deep":' + deep + "}]}}"
+    )
+    report = check_lines([line, json.dumps(chunk("hi", timestamp=6))])
+    assert [(r.line, r.reason.value) for r in report.rejected][:1] == [(1, "malformed_line")]
+    assert report.rejected[0].detail.startswith("not strict JSON")
+    assert report.events == 1 and report.rules[0].key == "stream_without_turn_id"
+    engine = Reconciler()
+    assert engine.feed([line]) == 1
+    assert [r.reason.value for r in engine.rejected] == ["malformed_line"]
+    assert engine.stats.events == 0
