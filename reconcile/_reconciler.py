@@ -331,7 +331,12 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 if data.__class__ is dict:
                     if name == "agent_message":
                         return self._agent_message(data, line, changes, raw)
-                    if name.__class__ is str and name != "history":
+                    if name == "history":
+                        # No scan for big integers: _history takes the exact decode
+                        # if a stored timestamp needs it (as feed and check_lines).
+                        self._history(data, line, changes, raw)
+                        return None
+                    if name.__class__ is str:
                         self._ignored += 1
                         return None
         self._dispatch_slowly(message, line, changes, raw)

@@ -693,3 +693,30 @@ def test_feed_ends_where_receive_line_does_on_every_kind_of_line():
     assert {h: [key[:2] for key in fed._threads[h].order] for h in fed.threads} == {
         h: [key[:2] for key in one_by_one._threads[h].order] for h in one_by_one.threads}
     assert any(key[0] == huge for key in fed._threads["t1"].order)
+
+
+def test_feed_check_and_receive_line_agree_on_pages_deeper_than_the_exact_decoder_reads():
+    # orjson reads 1000 levels, the standard library's exact decode does not. A page
+    # that holds a 20-digit number but no float timestamp needs no exact decode: merged
+    # by every entry point. One with a float timestamp is refused as malformed_line by
+    # every entry point, with the messages before that one merged.
+    from reconcile import check_lines
+
+    deep = "[" * 1000 + "]" * 1000
+    first = '{"id":"m1","catId":"opus","content":"x","timestamp":5}'
+    pages = [
+        '{"id":"m2","catId":"opus","content":"y","timestamp":6,"n":100000000000000000000,'
+        '"deep":' + deep + "}",
+        '{"id":"m3","catId":"opus","content":"z","timestamp":100000000000000000000,'
+        '"deep":' + deep + "}",
+    ]
+    for second, refused in zip(pages, ([], ["malformed_line"])):
+        line = '{"event":"history","data":{"threadId":"t1","messages":[' + first + "," + second + "]}}"
+        fed, one_by_one = Reconciler(), Reconciler()
+        fed.feed([line])
+        one_by_one.receive_line(line)
+        report = check_lines([line])
+        assert fed.to_dict() == one_by_one.to_dict()
+        assert [r.reason.value for r in one_by_one.rejected] == refused
+        assert [r.reason.value for r in report.rejected] == refused
+        assert report.threads["t1"].bubbles == len(fed.bubbles("t1")) == 2 - len(refused)
