@@ -355,6 +355,38 @@ class Rejected(FrozenValue):
 _rejected_line, _rejected_reason, _rejected_detail, _rejected_thread = slot_setters(Rejected)
 
 
+class _RejectedInTheMaking(Rejected):
+    """A :class:`Rejected` while :func:`refusal` fills in its fields.
+
+    The same slots, with object's own ``__init__``, ``__setattr__`` and
+    ``__delattr__``: making one runs no Python frame, and its fields are plain slot
+    stores (the frozen class refuses stores, so its ``__init__`` calls a setter per
+    field, each a C call through a tuple of arguments).
+    """
+
+    __slots__ = ()
+    __init__ = object.__init__
+    __setattr__ = object.__setattr__  # type: ignore[assignment]
+    __delattr__ = object.__delattr__
+
+
+def refusal(line: int, reason: Reason, detail: str, thread: str | None) -> Rejected:
+    """``Rejected(line, reason, detail, thread)`` for the engine, in about a third of
+    the instructions (a client that joined mid-turn gets a refusal per chunk).
+
+    The fields are stored while the value is a :class:`_RejectedInTheMaking`, then it
+    becomes a :class:`Rejected` (same slots, so Python allows the change of class):
+    frozen from then on, equal to and indistinguishable from one made by ``__init__``.
+    """
+    rejected: Any = _RejectedInTheMaking()
+    rejected.line = line
+    rejected.reason = reason
+    rejected.detail = detail
+    rejected.thread = thread
+    rejected.__class__ = Rejected
+    return rejected  # type: ignore[no-any-return]
+
+
 class Superseded(Value):
     """A stream chunk of a turn already replaced by its callback was dropped."""
 

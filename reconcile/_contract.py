@@ -44,7 +44,7 @@ from ._errors import Reason
 from ._reconciler import Reconciler
 from ._thread import ThreadState
 from ._values import FrozenValue
-from ._wire import is_id, needs_exact, parse_json_object
+from ._wire import is_id, parse_json_object
 
 __all__ = ["check_lines", "CheckReport", "RuleReport", "ThreadCounts", "RULES", "FIRST_LINES"]
 
@@ -337,25 +337,39 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             except (KeyError, TypeError):  # not an object, or no data or event
                 name = None
             if name == "agent_message" and data.__class__ is dict:
+                ignored = engine._ignored
                 got = agent_message(data, line, None, raw)
-            elif name == "history" and data.__class__ is dict and not needs_exact(raw):
-                # As _dispatch_slowly does for a page that orjson read exactly; the
-                # engine hands back what the page lacked by section 10.
-                lacks = history(data, line, None)
+            elif name == "history" and data.__class__ is dict:
+                # As _dispatch_slowly does, without its scan for big integers (the
+                # engine takes the exact decode if a timestamp needs it); it hands back
+                # what the page lacked by section 10.
+                lacks = history(data, line, None, raw)
                 got = None
+            elif name.__class__ is str and name != "history" and data.__class__ is dict:
+                # Another event: ignored (section 1), as _dispatch does; only counted.
+                engine._ignored += 1
+                thread_id = data.get("threadId")
+                if thread_id.__class__ is str:
+                    events[thread_id] = events.get(thread_id, 0) + 1
+                continue
             else:
                 dispatch(message, line, None, raw)
                 got = lacks = None
         new: Sequence[Reason] = ()
         if len(rejected) != seen:
-            # This line's refusals (nearly always one).
-            if len(rejected) == seen + 1:
-                new = (rejected[-1].reason,)
+            # This line's refusals: nearly always one (a reason is a Reason member,
+            # so identity tells it).
+            seen += 1
+            if len(rejected) == seen:
+                reason = rejected[-1].reason
+                if reason is _MALFORMED_LINE or reason is _MALFORMED_EVENT:
+                    continue  # refused as malformed: not counted against any rule
+                new = (reason,)
             else:
-                new = [r.reason for r in rejected[seen:]]
-            seen = len(rejected)
-            if _MALFORMED_LINE in new or _MALFORMED_EVENT in new:
-                continue  # refused as malformed: not counted against any rule
+                new = [r.reason for r in rejected[seen - 1:]]
+                seen = len(rejected)
+                if _MALFORMED_LINE in new or _MALFORMED_EVENT in new:
+                    continue
         if got is not None:
             # The fast path applied the event whole and handed back its thread, and for
             # an event without turnInvocationId its type and origin (see
@@ -379,7 +393,9 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
                         live_callback(line, _NO_INVOCATION in new)
                     continue
             elif kind not in _STREAM_TYPES:
-                if kind != "system_info":
+                if kind != "system_info" or engine._ignored != ignored:
+                    # Not stream-side; or a payload the engine counted as ignored (no
+                    # bubble meaning: usage, metrics...), which binds to no turn.
                     continue
                 content = data["content"]  # a string: the fast path checked it
                 if (
@@ -431,11 +447,11 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
                 ):
                     empty_history(line, False)
                 continue
-            if lacks is None:  # the engine decoded the page again exactly: read it here
+            if lacks is None:  # the line went the general way (beyond orjson): read it here
                 lacks = _page_lacks(messages)
             callbacks, drafts = lacks
             if callbacks:
-                refused = sum(reason is _NO_INVOCATION for reason in new)
+                refused = new.count(_NO_INVOCATION)
                 stored_callback(line, callbacks, min(callbacks, refused))
             if drafts:
                 draft(line, drafts, 0)

@@ -25,6 +25,8 @@ from ._bubbles import (
     TurnClosed,
     TurnOpened,
     Update,
+    _RejectedInTheMaking,
+    refusal,
 )
 from ._errors import Reason
 from ._thread import ThreadState
@@ -65,6 +67,13 @@ assert TurnOpened._fields == ("thread", "cat", "turn", "line", "timestamp"), (
 assert TurnClosed._fields == ("thread", "cat", "turn", "how", "line"), (
     "the inline TurnClosed in _core no longer sets every field"
 )
+
+# agent -> what -> the detail of an unbound refusal ("stream text from 'opus' binds to
+# no turn"), worded once: formatting it costs more than the rest of the refusal, and
+# a client that joined mid-turn gets one per chunk. Bounded (agent names come from
+# the wire): emptied when it holds _AGENTS_WORDED agents.
+_UNBOUND_DETAILS: dict[str, dict[str, str]] = {}
+_AGENTS_WORDED = 256
 
 
 class EngineCore:
@@ -108,7 +117,7 @@ class EngineCore:
         ``thread`` is whatever the event named: only a string is kept, so a client can
         tell which thread may have missed something without trusting a bad field.
         """
-        rejected = Rejected(line, reason, detail, thread if isinstance(thread, str) else None)
+        rejected = refusal(line, reason, detail, thread if isinstance(thread, str) else None)
         self._rejected.append(rejected)
         if changes is not None:
             changes.append(rejected)
@@ -117,9 +126,22 @@ class EngineCore:
         self, thread: ThreadState, line: int, what: str, agent: str, changes: Sink
     ) -> None:
         """Section 3: stream-side content that binds to no turn is refused."""
-        # As _refuse (written out: a client that joined mid-turn sees many of these).
-        rejected = Rejected(line, _UNBOUND_EVENT, f"{what} from {agent!r} binds to no turn",
-                            thread.id)
+        # As _refuse and refusal() do, written out: a client that joined mid-turn gets
+        # one of these per chunk.
+        rejected: Any = _RejectedInTheMaking()
+        rejected.line = line
+        rejected.reason = _UNBOUND_EVENT
+        wordings = _UNBOUND_DETAILS.get(agent)
+        if wordings is None:
+            if len(_UNBOUND_DETAILS) >= _AGENTS_WORDED:
+                _UNBOUND_DETAILS.clear()
+            wordings = _UNBOUND_DETAILS[agent] = {}
+        detail = wordings.get(what)
+        if detail is None:
+            detail = wordings[what] = f"{what} from {agent!r} binds to no turn"
+        rejected.detail = detail
+        rejected.thread = thread.id
+        rejected.__class__ = Rejected
         self._rejected.append(rejected)
         if changes is not None:
             changes.append(rejected)

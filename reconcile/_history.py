@@ -17,25 +17,36 @@ from ._core import Sink
 from ._errors import Reason
 from ._thread import ThreadState
 from ._turns import Action, Activity, TurnEnd, TurnInput
-from ._wire import is_id
+from ._wire import WireError, decode_json, is_id
 
 __all__ = ["HistoryMerge"]
 
 #: What :meth:`HistoryMerge._stored_message` says a stored message lacked.
 _CALLBACK_WITHOUT_TURN = "callback"
 _DRAFT_WITHOUT_PARENT = "draft"
+#: What it says of a message whose timestamp orjson read as a float (before merging
+#: any of it): perhaps an integer beyond 64 bits, which only an exact decode holds.
+_INEXACT = "inexact"
 
 
 class HistoryMerge(CallbackPlacement):
     """Section 7: ``history`` events."""
 
     def _history(
-        self, data: dict[str, Any], line: int, changes: Sink
+        self, data: dict[str, Any], line: int, changes: Sink, raw: bytes | str | None = None
     ) -> tuple[int, int] | None:
         """Section 7: check the page, make its thread exist, merge each message.
 
         A page is judged message by message (section 8): a refused stored callback is
         skipped and the rest of the page still applies.
+
+        ``raw`` is the line ``data`` was decoded from by orjson alone, or ``None`` when
+        ``data`` is exact. orjson reads an integer beyond 64 bits as a float, and of
+        all a page holds only a stored ``timestamp`` is read as a number (every other
+        field counts only as a string, an object or ``true``, which neither the float
+        nor the integer is). So the page is merged as orjson read it until a message
+        has a float timestamp; from that message on, from the line's exact decode. No
+        scan of the whole line for big integers.
 
         Returns, for ``check_lines``, what the page lacked by section 10: how many
         stored callbacks had no ``extra.stream.invocationId`` (rule 2) and how many
@@ -53,22 +64,46 @@ class HistoryMerge(CallbackPlacement):
         thread = self._thread(thread_id)
         stored_message = self._stored_message
         callbacks = drafts = 0
-        for message in messages:
-            lacks = stored_message(thread, message, line, changes)
+        for index, message in enumerate(messages):
+            lacks = stored_message(thread, message, line, changes, raw)
             if lacks is not None:
                 if lacks is _CALLBACK_WITHOUT_TURN:
                     callbacks += 1
-                else:
+                elif lacks is _DRAFT_WITHOUT_PARENT:
                     drafts += 1
+                else:  # _INEXACT, and nothing of this message merged yet
+                    assert raw is not None
+                    try:
+                        exact = decode_json(raw)["data"]["messages"]
+                    except WireError as exc:
+                        # orjson read the line, the exact decoder cannot (nested past
+                        # its depth): refused as the general path refuses such a line
+                        # (the messages before this one stay merged).
+                        self._non_events += 1
+                        self._refuse(line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}",
+                                     changes)
+                        return None
+                    rest = self._history(
+                        {"threadId": thread_id, "messages": exact[index:]}, line, changes
+                    )
+                    assert rest is not None  # a string threadId and a list, as here
+                    return callbacks + rest[0], drafts + rest[1]
         return callbacks, drafts
 
     def _stored_message(
-        self, thread: ThreadState, message: Any, line: int, changes: Sink
+        self,
+        thread: ThreadState,
+        message: Any,
+        line: int,
+        changes: Sink,
+        raw: bytes | str | None = None,
     ) -> str | None:
         """Section 7: merge one stored message by exact identity.
 
         Returns :data:`_CALLBACK_WITHOUT_TURN` or :data:`_DRAFT_WITHOUT_PARENT` for a
-        stored callback or draft that lacks the id section 10 asks for, else ``None``.
+        stored callback or draft that lacks the id section 10 asks for,
+        :data:`_INEXACT` (merging nothing) for a float timestamp when ``raw`` is not
+        ``None`` (see :meth:`_history`), else ``None``.
         """
         if not isinstance(message, dict):
             return None
@@ -87,6 +122,8 @@ class HistoryMerge(CallbackPlacement):
             if ts > thread.max_ts or not thread.seen_ts:
                 thread.max_ts = ts
                 thread.seen_ts = True
+        elif raw is not None and ts.__class__ is float:
+            return _INEXACT  # nothing changed yet: _history takes the exact decode
         else:
             ts = thread.max_ts
         turn_id = named = None  # named: extra.stream.invocationId, when it is an id

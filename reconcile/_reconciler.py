@@ -147,14 +147,41 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 "open(path, 'rb'), or split a trace with .splitlines()"
             )
         take = self._take_line
+        agent_message = self._agent_message
+        history = self._history
+        dispatch = self._dispatch
+        loads, decode_error = _loads, _JSONDecodeError
         count = 0
-        for line in lines:
-            if line.__class__ is not bytes and not isinstance(line, (bytes, str, bytearray)):
+        for raw in lines:
+            if raw.__class__ is not bytes and not isinstance(raw, (bytes, str, bytearray)):
                 raise LocalTypeError(
-                    f"receive_line takes bytes or str, not {type(line).__name__}"
+                    f"receive_line takes bytes or str, not {type(raw).__name__}"
                 )
-            take(line, None)
             count += 1
+            # _take_line and _dispatch written out for the usual line, as check_lines
+            # does (two Python calls less per line).
+            try:
+                message = loads(raw)
+            except decode_error:
+                take(raw, None)  # blank, malformed, or beyond orjson: it counts the line
+                continue
+            line = self._line = self._line + 1
+            try:
+                data: Any = message["data"]
+                name = message["event"]
+            except (KeyError, TypeError):  # not an object, or no data or event
+                dispatch(message, line, None, raw)  # the general path words it
+                continue
+            if data.__class__ is dict:
+                if name == "agent_message":
+                    agent_message(data, line, None, raw)
+                    continue
+                if name == "history":
+                    # Without _dispatch_slowly's scan for big integers: the page takes
+                    # the exact decode if a timestamp needs it (see _history).
+                    history(data, line, None, raw)
+                    continue
+            dispatch(message, line, None, raw)
         return count
 
     # ------------------------------------------------------------------ reading
@@ -306,7 +333,12 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 if data.__class__ is dict:
                     if name == "agent_message":
                         return self._agent_message(data, line, changes, raw)
-                    if name.__class__ is str and name != "history":
+                    if name == "history":
+                        # No scan for big integers: _history takes the exact decode
+                        # if a stored timestamp needs it (as feed and check_lines).
+                        self._history(data, line, changes, raw)
+                        return None
+                    if name.__class__ is str:
                         self._ignored += 1
                         return None
         self._dispatch_slowly(message, line, changes, raw)

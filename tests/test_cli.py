@@ -310,3 +310,25 @@ def test_record_and_watch_without_attrs_name_it_and_the_client_extra(
     assert capsys.readouterr().err == (
         f"reconcile: error: {command} needs attrs: pip install 'reconcile-chat[client]'\n"
     )
+
+
+def test_check_keeps_what_existed_before_out_of_the_collectors_walks(monkeypatch):
+    # Frozen while the trace is checked (a collection no longer walks the start-up
+    # objects), unfrozen after, so an in-process caller's collector is as it was.
+    import gc
+
+    import reconcile.cli.check as check_command
+
+    frozen_during = []
+    check_lines = check_command.check_lines
+
+    def watched(lines):
+        frozen_during.append(gc.get_freeze_count())
+        return check_lines(lines)
+
+    monkeypatch.setattr(check_command, "check_lines", watched)
+    before = gc.get_freeze_count()
+    status, out = call("check", str(EXAMPLE))
+    assert status == 0 and "35 lines, 35 events: clean" in out
+    assert frozen_during and frozen_during[0] > 0
+    assert gc.get_freeze_count() == before

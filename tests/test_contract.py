@@ -177,3 +177,98 @@ def test_check_lines_never_raises_and_matches_the_engine(lines):
     engine.feed(lines)
     report = check_lines(lines)
     assert list(report.rejected) == list(engine.rejected)
+
+
+def test_check_merges_pages_with_integers_beyond_64_bits_as_receive_line_does(monkeypatch):
+    # check_lines merges a page as orjson decoded it until a stored timestamp comes
+    # back as a float (orjson's reading of an integer beyond 64 bits): from there on
+    # the exact decode, so the engine behind check ends as receive_line leaves one.
+    import reconcile._contract as contract
+
+    engines = []
+
+    class Kept(Reconciler):
+        def __init__(self):
+            super().__init__()
+            engines.append(self)
+
+    monkeypatch.setattr(contract, "Reconciler", Kept)
+    huge = 10**20  # orjson alone: 1e+20
+    pages = [
+        history(messages=[stored("m1", "one", timestamp=huge + 1),
+                          stored("m2", "two", timestamp=huge)]),
+        history(messages=[stored("m3", "three", timestamp=-huge)]),
+        history(messages=[stored("m4", "four", timestamp=1.5), stored("m5", "five")]),
+        history(messages=[stored("m6", "six", timestamp=7, extra={"note": huge})]),
+        # A callback without its turn id in a huge-number page: refused, counted.
+        history(messages=[stored("m7", "seven", origin="callback", timestamp=huge)]),
+        # The exact decode takes over mid-page: what lacked before it and after it.
+        history(messages=[stored("m8", "eight", timestamp=5),
+                          stored("m9", "nine", origin="callback", timestamp=6),
+                          stored("m10", "ten", timestamp=huge + 2),
+                          stored("m11", "eleven", origin="callback", timestamp=7)]),
+    ]
+    lines = [json.dumps(page) for page in pages] + lines_of([chunk("late", timestamp=3)])
+    report = check_lines(lines)
+    (engine,) = engines
+    reference = Reconciler()
+    for line in lines:
+        reference.receive_line(line)
+
+    def state(r):
+        return {h: [(key[0], key[1], bubble.to_dict()) for key in t.order for bubble in [key[2]]]
+                for h, t in r._threads.items()}
+
+    assert state(engine) == state(reference)
+    stamps = [key[0] for key in engine._threads["t1"].order]
+    assert {-huge, huge, huge + 1} <= set(stamps) and all(type(ts) is int for ts in stamps)
+    assert list(engine.rejected) == list(reference.rejected)
+    assert rules_of(report)["stored_callback_without_turn"] == (3, 3, True)
+    assert huge + 2 in stamps
+
+
+def test_rule_3_counts_the_system_info_that_binds_and_no_other():
+    # Thinking and a rich block without messageId bind to a turn (rule 3 asks for
+    # their turnInvocationId); usage, metrics, an announcement, a rich block placed
+    # by messageId and a plain system line do not.
+    def system(payload, **kw):
+        content = payload if isinstance(payload, str) else json.dumps(payload)
+        return msg("system_info", content=content, invocationId="P1", **kw)
+
+    block = {"id": "b1", "kind": "card"}
+    events = [
+        announce("T1", parent="P1"),  # line 1: an announcement
+        system({"type": "thinking", "text": "hm"}),  # 2: binds
+        system({"type": "invocation_usage", "usage": {"inputTokens": 3}}),  # ignored
+        system({"type": "rich_block", "block": block}),  # 4: binds
+        system({"type": "rich_block", "block": block, "messageId": "m9"}),  # by message
+        system("plain words about thinking"),  # a system line
+        system('{"type": "\\u0074hinking", "text": "escaped"}'),  # 7: binds
+        system({"type": "context_health", "note": "thinking rich_block"}),  # ignored
+        system({"type": "thinking", "text": "named"}, turnInvocationId="T1"),  # named
+    ]
+    report = check_lines(lines_of(events))
+    rule = {r.key: r for r in report.rules}["stream_without_turn_id"]
+    assert (rule.count, rule.refused, rule.lines) == (3, 0, (2, 4, 7))
+    assert report.stats["ignored"] == 2
+
+
+def test_a_page_too_deep_for_the_exact_decoder_is_refused_not_raised():
+    # orjson reads 1000 levels; the standard library's exact decode (needed for the
+    # float timestamp of the second message) cannot: the line is refused as the
+    # general path refuses it, and nothing escapes check_lines or feed.
+    deep = "[" * 1000 + "]" * 1000
+    line = (
+        '{"event":"history","data":{"threadId":"t1","messages":['
+        '{"id":"m1","catId":"opus","content":"x","timestamp":5},'
+        '{"id":"m2","catId":"opus","content":"y","timestamp":100000000000000000000,'
+        '"deep":' + deep + "}]}}"
+    )
+    report = check_lines([line, json.dumps(chunk("hi", timestamp=6))])
+    assert [(r.line, r.reason.value) for r in report.rejected][:1] == [(1, "malformed_line")]
+    assert report.rejected[0].detail.startswith("not strict JSON")
+    assert report.events == 1 and report.rules[0].key == "stream_without_turn_id"
+    engine = Reconciler()
+    assert engine.feed([line]) == 1
+    assert [r.reason.value for r in engine.rejected] == ["malformed_line"]
+    assert engine.stats.events == 0

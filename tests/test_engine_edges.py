@@ -64,6 +64,19 @@ def test_each_refusal_says_why_and_names_its_thread(event, reason, detail):
     assert refusal.to_dict() == {"line": 1, "reason": str(reason), "detail": detail}
 
 
+def test_unbound_refusals_word_every_agent_as_its_repr_however_many_agents():
+    # The wording is kept per agent once made (and the store is emptied past a
+    # bound): more agents than the bound, each twice, quotes and escapes included.
+    agents = [f"cat{n}" for n in range(300)] + ["it's", 'say "hi"', "tab\there", "\u00e9"]
+    lines = [json.dumps(chunk("x", parent="P9", cat=agent)) for agent in agents * 2]
+    lines.append(json.dumps(msg("tool_use", toolName="ls", cat="it's")))
+    r = Reconciler()
+    r.feed(lines)
+    details = [refusal.detail for refusal in r.rejected]
+    assert details == [f"stream text from {agent!r} binds to no turn"
+                       for agent in agents * 2] + ["tool_use from \"it's\" binds to no turn"]
+
+
 def test_stream_text_after_done_is_refused_naming_the_turn():
     r, changes = feed([announce("T1"), done(turnInvocationId="T1"),
                        msg("text", content="late", turnInvocationId="T1", thread="t1")])

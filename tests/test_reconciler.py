@@ -657,3 +657,66 @@ def test_interrupt_closes_running_turns_and_stops_streaming():
     assert r.interrupt("t1") == () and r.interrupt("nowhere") == ()
     (refused,) = r.receive_message(chunk("more"))
     assert refused.reason is Reason.STREAM_AFTER_DONE
+
+
+def test_feed_ends_where_receive_line_does_on_every_kind_of_line():
+    # feed takes the usual line straight to its handler; everything else (blank,
+    # malformed, not an object, other events, pages with integers beyond 64 bits)
+    # through receive_line's own path. Same state, same refusals, same counts.
+    huge = 10**20  # orjson alone reads it as 1e+20
+
+    def page(messages, thread="t1"):
+        return {"event": "history", "data": {"threadId": thread, "messages": messages}}
+
+    events = [
+        announce("T1"), chunk("a", turnInvocationId="T1", timestamp=huge),
+        chunk("b", parent="P9"), callback("final", "T1", "m1"), done(turnInvocationId="T1"),
+        page([{"id": "s1", "catId": "opus", "content": "x", "timestamp": huge}]),
+        page([{"id": "s2", "catId": "opus", "content": "y", "timestamp": -huge},
+              {"id": "s3", "catId": "opus", "content": "z", "timestamp": 1.5}]),
+        page([{"id": "s4", "catId": "opus", "origin": "callback", "content": "w"}, 7]),
+        page("not a list"), {"event": "history", "data": []},
+        {"event": "intent_mode", "data": {"threadId": "t2"}}, {"event": 3, "data": {}},
+        {"data": {}}, [1, 2], msg("text", content=5), msg("tool_use", toolInput={"n": huge}),
+        msg("done", seq=1, seqEpoch=huge), msg("done", seq=1, seqEpoch=huge + 1),
+    ]
+    lines = [json.dumps(e).encode() for e in events]
+    lines += [b"", b"  \n", b"{not json", b'{"event": "x", "data": 1e999}', "\u00e9".encode()]
+    fed, one_by_one = Reconciler(), Reconciler()
+    assert fed.feed(iter(lines)) == len(lines)
+    for line in lines:
+        one_by_one.receive_line(line)
+    assert fed.to_dict() == one_by_one.to_dict()
+    assert list(fed.rejected) == list(one_by_one.rejected) and len(fed.rejected) > 5
+    assert list(fed.gaps) == list(one_by_one.gaps)
+    assert fed.lines == one_by_one.lines == len(lines)
+    assert {h: [key[:2] for key in fed._threads[h].order] for h in fed.threads} == {
+        h: [key[:2] for key in one_by_one._threads[h].order] for h in one_by_one.threads}
+    assert any(key[0] == huge for key in fed._threads["t1"].order)
+
+
+def test_feed_check_and_receive_line_agree_on_pages_deeper_than_the_exact_decoder_reads():
+    # orjson reads 1000 levels, the standard library's exact decode does not. A page
+    # that holds a 20-digit number but no float timestamp needs no exact decode: merged
+    # by every entry point. One with a float timestamp is refused as malformed_line by
+    # every entry point, with the messages before that one merged.
+    from reconcile import check_lines
+
+    deep = "[" * 1000 + "]" * 1000
+    first = '{"id":"m1","catId":"opus","content":"x","timestamp":5}'
+    pages = [
+        '{"id":"m2","catId":"opus","content":"y","timestamp":6,"n":100000000000000000000,'
+        '"deep":' + deep + "}",
+        '{"id":"m3","catId":"opus","content":"z","timestamp":100000000000000000000,'
+        '"deep":' + deep + "}",
+    ]
+    for second, refused in zip(pages, ([], ["malformed_line"])):
+        line = '{"event":"history","data":{"threadId":"t1","messages":[' + first + "," + second + "]}}"
+        fed, one_by_one = Reconciler(), Reconciler()
+        fed.feed([line])
+        one_by_one.receive_line(line)
+        report = check_lines([line])
+        assert fed.to_dict() == one_by_one.to_dict()
+        assert [r.reason.value for r in one_by_one.rejected] == refused
+        assert [r.reason.value for r in report.rejected] == refused
+        assert report.threads["t1"].bubbles == len(fed.bubbles("t1")) == 2 - len(refused)

@@ -334,3 +334,42 @@ def test_copy_replace_builds_a_new_value_with_the_fields_given(cls, args, kwargs
 def test_copy_replace_goes_through_the_constructor():
     assert _replace(Gap("t1", 1, 4, 6), line=9) == Gap("t1", 1, 4, 9)
     assert _replace(History("t1"), messages=[{"id": "m1"}]).messages == ({"id": "m1"},)
+
+
+def test_the_refusals_the_engine_makes_are_frozen_rejected_values_like_any_other():
+    # The engine builds its refusals without Rejected.__init__ (the hot path): the
+    # value must be a Rejected in every way a caller can tell.
+    from reconcile._bubbles import refusal
+
+    made = refusal(3, Reason.UNBOUND_EVENT, "no turn", "t1")
+    assert type(made) is Rejected and made.__class__ is Rejected
+    assert made == REJECTED and hash(made) == hash(REJECTED) and repr(made) == repr(REJECTED)
+    assert (made.line, made.reason, made.detail, made.thread) == (
+        3, Reason.UNBOUND_EVENT, "no turn", "t1")
+    for name in Rejected.__slots__:
+        with pytest.raises(FrozenInstanceError):
+            setattr(made, name, "changed")
+        with pytest.raises(FrozenInstanceError):
+            delattr(made, name)
+    with pytest.raises(FrozenInstanceError):
+        made.not_a_field = 1
+    assert not hasattr(made, "__dict__")
+    assert pickle.loads(pickle.dumps(made)) == made and copy.deepcopy(made) == made
+
+
+def test_the_engine_logs_its_refusals_as_frozen_rejected_values():
+    engine = Reconciler()
+    engine.receive_line(b'{"event": "agent_message", "data": {"type": "text", '
+                        b'"threadId": "t1", "catId": "opus", "invocationId": "P", '
+                        b'"content": "hi"}}')  # unbound: no turn under P
+    engine.receive_line(b"not json")
+    engine.receive_message({"event": "agent_message", "data": {"type": "text"}})
+    unbound, malformed_line, malformed_event = engine.rejected
+    assert unbound == Rejected(
+        1, Reason.UNBOUND_EVENT, "stream text from 'opus' binds to no turn", "t1")
+    assert malformed_line.reason is Reason.MALFORMED_LINE and malformed_line.line == 2
+    assert malformed_event.reason is Reason.MALFORMED_EVENT and malformed_event.line == 3
+    for value in engine.rejected:
+        assert type(value) is Rejected
+        with pytest.raises(FrozenInstanceError):
+            value.line = 9
