@@ -131,14 +131,19 @@ class EngineCore:
         rejected: Any = _RejectedInTheMaking()
         rejected.line = line
         rejected.reason = _UNBOUND_EVENT
-        wordings = _UNBOUND_DETAILS.get(agent)
-        if wordings is None:
-            if len(_UNBOUND_DETAILS) >= _AGENTS_WORDED:
-                _UNBOUND_DETAILS.clear()
-            wordings = _UNBOUND_DETAILS[agent] = {}
-        detail = wordings.get(what)
-        if detail is None:
-            detail = wordings[what] = f"{what} from {agent!r} binds to no turn"
+        if agent.__class__ is str and what.__class__ is str:
+            wordings = _UNBOUND_DETAILS.get(agent)
+            if wordings is None:
+                if len(_UNBOUND_DETAILS) >= _AGENTS_WORDED:
+                    _UNBOUND_DETAILS.clear()
+                wordings = _UNBOUND_DETAILS[agent] = {}
+            detail = wordings.get(what)
+            if detail is None:
+                detail = wordings[what] = f"{what} from {agent!r} binds to no turn"
+        else:
+            # A str subclass (an in-process caller's) equals the plain name but may
+            # word itself otherwise: worded here, never kept for the plain name.
+            detail = f"{what} from {agent!r} binds to no turn"
         rejected.detail = detail
         rejected.thread = thread.id
         rejected.__class__ = Rejected
