@@ -24,9 +24,6 @@ __all__ = ["HistoryMerge"]
 #: What :meth:`HistoryMerge._stored_message` says a stored message lacked.
 _CALLBACK_WITHOUT_TURN = "callback"
 _DRAFT_WITHOUT_PARENT = "draft"
-#: What it says of a message whose timestamp orjson read as a float (before merging
-#: any of it): perhaps an integer beyond 64 bits, which only an exact decode holds.
-_INEXACT = "inexact"
 
 
 class HistoryMerge(CallbackPlacement):
@@ -44,9 +41,11 @@ class HistoryMerge(CallbackPlacement):
         ``data`` is exact. orjson reads an integer beyond 64 bits as a float, and of
         all a page holds only a stored ``timestamp`` is read as a number (every other
         field counts only as a string, an object or ``true``, which neither the float
-        nor the integer is). So the page is merged as orjson read it until a message
-        has a float timestamp; from that message on, from the line's exact decode. No
-        scan of the whole line for big integers.
+        nor the integer is). So the page is merged as orjson read it unless a message
+        has a float timestamp: then the whole page comes from the line's exact decode,
+        taken before anything is merged, so a line the exact decoder cannot read (nested
+        past its depth) is refused having changed nothing. No scan of the whole line
+        for big integers.
 
         Returns, for ``check_lines``, what the page lacked by section 10: how many
         stored callbacks had no ``extra.stream.invocationId`` (rule 2) and how many
@@ -61,33 +60,31 @@ class HistoryMerge(CallbackPlacement):
                 changes, thread_id,
             )
             return None
-        thread = self._thread(thread_id)
-        stored_message = self._stored_message
-        callbacks = drafts = 0
-        for index, message in enumerate(messages):
-            lacks = stored_message(thread, message, line, changes, raw)
-            if lacks is not None:
-                if lacks is _CALLBACK_WITHOUT_TURN:
-                    callbacks += 1
-                elif lacks is _DRAFT_WITHOUT_PARENT:
-                    drafts += 1
-                else:  # _INEXACT, and nothing of this message merged yet
-                    assert raw is not None
+        if raw is not None:
+            for message in messages:
+                if message.__class__ is dict and message.get("timestamp").__class__ is float:
+                    # Perhaps an integer beyond 64 bits: the page as the exact decoder
+                    # reads it, before anything is merged.
                     try:
-                        exact = decode_json(raw)["data"]["messages"]
+                        exact = decode_json(raw)["data"]
                     except WireError as exc:
                         # orjson read the line, the exact decoder cannot (nested past
-                        # its depth): refused as the general path refuses such a line
-                        # (the messages before this one stay merged).
+                        # its depth): refused as the general path refuses such a line.
                         self._non_events += 1
                         self._refuse(line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}",
                                      changes)
                         return None
-                    rest = self._history(
-                        {"threadId": thread_id, "messages": exact[index:]}, line, changes
-                    )
-                    assert rest is not None  # a string threadId and a list, as here
-                    return callbacks + rest[0], drafts + rest[1]
+                    return self._history(exact, line, changes)
+        thread = self._thread(thread_id)
+        stored_message = self._stored_message
+        callbacks = drafts = 0
+        for message in messages:
+            lacks = stored_message(thread, message, line, changes)
+            if lacks is not None:
+                if lacks is _CALLBACK_WITHOUT_TURN:
+                    callbacks += 1
+                else:
+                    drafts += 1
         return callbacks, drafts
 
     def _stored_message(
@@ -96,14 +93,11 @@ class HistoryMerge(CallbackPlacement):
         message: Any,
         line: int,
         changes: Sink,
-        raw: bytes | str | None = None,
     ) -> str | None:
         """Section 7: merge one stored message by exact identity.
 
         Returns :data:`_CALLBACK_WITHOUT_TURN` or :data:`_DRAFT_WITHOUT_PARENT` for a
-        stored callback or draft that lacks the id section 10 asks for,
-        :data:`_INEXACT` (merging nothing) for a float timestamp when ``raw`` is not
-        ``None`` (see :meth:`_history`), else ``None``.
+        stored callback or draft that lacks the id section 10 asks for, else ``None``.
         """
         if not isinstance(message, dict):
             return None
@@ -122,8 +116,6 @@ class HistoryMerge(CallbackPlacement):
             if ts > thread.max_ts or not thread.seen_ts:
                 thread.max_ts = ts
                 thread.seen_ts = True
-        elif raw is not None and ts.__class__ is float:
-            return _INEXACT  # nothing changed yet: _history takes the exact decode
         else:
             ts = thread.max_ts
         turn_id = named = None  # named: extra.stream.invocationId, when it is an id
