@@ -9,6 +9,7 @@ a turn is a bubble of its own keyed by its id. Nothing is matched by text or tim
 
 from __future__ import annotations
 
+from operator import methodcaller
 from typing import Any
 
 from ._bubbles import BubbleAdded, Origin, Status
@@ -24,6 +25,8 @@ __all__ = ["HistoryMerge"]
 #: What :meth:`HistoryMerge._stored_message` says a stored message lacked.
 _CALLBACK_WITHOUT_TURN = "callback"
 _DRAFT_WITHOUT_PARENT = "draft"
+#: A stored message's timestamp (``None`` when it has none).
+_timestamp_of = methodcaller("get", "timestamp")
 
 
 class HistoryMerge(CallbackPlacement):
@@ -61,20 +64,26 @@ class HistoryMerge(CallbackPlacement):
             )
             return None
         if raw is not None:
-            for message in messages:
-                if message.__class__ is dict and message.get("timestamp").__class__ is float:
-                    # Perhaps an integer beyond 64 bits: the page as the exact decoder
-                    # reads it, before anything is merged.
-                    try:
-                        exact = decode_json(raw)["data"]
-                    except WireError as exc:
-                        # orjson read the line, the exact decoder cannot (nested past
-                        # its depth): refused as the general path refuses such a line.
-                        self._non_events += 1
-                        self._refuse(line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}",
-                                     changes)
-                        return None
-                    return self._history(exact, line, changes)
+            try:  # one pass in C over the messages (nearly always objects)
+                inexact = float in map(type, map(_timestamp_of, messages))
+            except AttributeError:  # a message that is not an object has no timestamp
+                inexact = any(
+                    m.__class__ is dict and m.get("timestamp").__class__ is float
+                    for m in messages
+                )
+            if inexact:
+                # Perhaps an integer beyond 64 bits: the page as the exact decoder
+                # reads it, before anything is merged.
+                try:
+                    exact = decode_json(raw)["data"]
+                except WireError as exc:
+                    # orjson read the line, the exact decoder cannot (nested past
+                    # its depth): refused as the general path refuses such a line.
+                    self._non_events += 1
+                    self._refuse(line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}",
+                                 changes)
+                    return None
+                return self._history(exact, line, changes)
         thread = self._thread(thread_id)
         stored_message = self._stored_message
         callbacks = drafts = 0

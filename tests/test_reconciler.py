@@ -725,3 +725,22 @@ def test_feed_check_and_receive_line_agree_on_pages_deeper_than_the_exact_decode
             assert fed.stats.events == report.events == 0
         else:
             assert report.threads["t1"].bubbles == len(fed.bubbles("t1")) == 2
+
+
+@pytest.mark.parametrize("junk", ['"junk"', "[1]", "7", None])
+def test_a_page_with_a_timestamp_beyond_64_bits_is_ordered_by_its_exact_value(junk):
+    # orjson reads 10**20 as a float; the page is then merged from the exact decode,
+    # whether or not it also holds a message that is not an object (the one-pass
+    # test over the messages falls back for those): m1 sorts after m2.
+    messages = [junk] if junk else []
+    messages += [
+        '{"id":"m1","catId":"opus","content":"x","timestamp":100000000000000000000}',
+        '{"id":"m2","catId":"opus","content":"y","timestamp":7}',
+    ]
+    line = '{"event":"history","data":{"threadId":"t1","messages":[' + ",".join(messages) + "]}}"
+    fed, one, exact = Reconciler(), Reconciler(), Reconciler()
+    fed.feed([line])
+    one.receive_line(line)
+    exact.receive_message(json.loads(line))
+    assert [b.text for b in fed.bubbles("t1")] == ["y", "x"]
+    assert fed.to_dict() == one.to_dict() == exact.to_dict()
