@@ -9,7 +9,6 @@ a turn is a bubble of its own keyed by its id. Nothing is matched by text or tim
 
 from __future__ import annotations
 
-from operator import methodcaller
 from typing import Any
 
 from ._bubbles import BubbleAdded, Origin, Status
@@ -25,8 +24,6 @@ __all__ = ["HistoryMerge"]
 #: What :meth:`HistoryMerge._stored_message` says a stored message lacked.
 _CALLBACK_WITHOUT_TURN = "callback"
 _DRAFT_WITHOUT_PARENT = "draft"
-#: A stored message's timestamp (``None`` when it has none).
-_timestamp_of = methodcaller("get", "timestamp")
 
 
 class HistoryMerge(CallbackPlacement):
@@ -64,13 +61,11 @@ class HistoryMerge(CallbackPlacement):
             )
             return None
         if raw is not None:
-            try:  # one pass in C over the messages (nearly always objects)
-                inexact = float in map(type, map(_timestamp_of, messages))
-            except AttributeError:  # a message that is not an object has no timestamp
-                inexact = any(
-                    m.__class__ is dict and m.get("timestamp").__class__ is float
-                    for m in messages
-                )
+            inexact = False
+            for message in messages:
+                if message.__class__ is dict and message.get("timestamp").__class__ is float:
+                    inexact = True
+                    break
             if inexact:
                 # Perhaps an integer beyond 64 bits: the page as the exact decoder
                 # reads it, before anything is merged.
