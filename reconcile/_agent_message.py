@@ -321,8 +321,7 @@ class AgentMessageHandlers(CallbackPlacement):
             try:
                 data = decode_json(raw)["data"]
             except WireError as exc:  # orjson read the line, so this cannot happen
-                self._non_events += 1
-                self._refuse(line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}", changes)
+                self._refuse_line(line, f"not strict JSON: {exc}", changes)
                 return
         get = data.get
         kind = get("type")

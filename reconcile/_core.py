@@ -122,6 +122,12 @@ class EngineCore:
         if changes is not None:
             changes.append(rejected)
 
+    def _refuse_line(self, line: int, detail: str, changes: Sink) -> None:
+        """Section 1: a line (or message) that is no event is refused as
+        ``malformed_line``, and is not counted among the events."""
+        self._non_events += 1
+        self._refuse(line, Reason.MALFORMED_LINE, detail, changes)
+
     def _unbound(
         self, thread: ThreadState, line: int, what: str, agent: str, changes: Sink
     ) -> None:

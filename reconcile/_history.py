@@ -74,9 +74,7 @@ class HistoryMerge(CallbackPlacement):
                 except WireError as exc:
                     # orjson read the line, the exact decoder cannot (nested past
                     # its depth): refused as the general path refuses such a line.
-                    self._non_events += 1
-                    self._refuse(line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}",
-                                 changes)
+                    self._refuse_line(line, f"not strict JSON: {exc}", changes)
                     return None
                 return self._history(exact, line, changes)
         thread = self._thread(thread_id)

@@ -31,14 +31,13 @@ import orjson
 
 from ._agent_message import AgentMessageHandlers, decoder_keys
 from ._bubbles import Bubble, Change, Gap, Rejected, RunningTurn
-from ._errors import LocalTypeError, Reason
+from ._errors import LocalTypeError
 from ._events import AgentMessage, History, OtherEvent
 from ._history import HistoryMerge
 from ._turns import TurnEnd
 from ._invariants import check
 from ._views import LogView, Stats, ThreadBubbles
 from ._core import Sink
-from ._thread import ThreadState
 from ._wire import WireError, decode_json, is_blank, needs_exact
 
 _loads = orjson.loads
@@ -283,10 +282,9 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
     def _take_line(self, line: bytes | str, changes: Sink) -> Any:
         """Section 1 for one line: count it, decode it, dispatch it.
 
-        Returns what :meth:`_agent_message` returns when the line was an
-        ``agent_message`` that took the fast path, else the decoded message (``None``
-        for a blank or malformed line). The decode is orjson's alone: the scan for big
-        integers runs only where a handler needs exact values.
+        Returns the decoded message (``None`` for a blank or malformed line). The
+        decode is orjson's alone: the scan for big integers runs only where a handler
+        needs exact values.
         """
         self._line += 1
         try:
@@ -304,24 +302,22 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 # beyond a double).
                 message = decode_json(line)
             except WireError as exc:
-                self._non_events += 1
-                self._refuse(self._line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}",
-                             changes)
+                self._refuse_line(self._line, f"not strict JSON: {exc}", changes)
                 return None
             self._dispatch(message, self._line, changes, None)
             return message
-        return self._dispatch(message, self._line, changes, line) or message
+        self._dispatch(message, self._line, changes, line)
+        return message
 
     def _dispatch(
         self, message: Any, line: int, changes: Sink, raw: bytes | str | None
-    ) -> ThreadState | tuple[ThreadState, str, str | None] | None:
+    ) -> None:
         """Section 1's shape check, then section 2 or 7 by event name.
 
         ``raw`` is the line ``message`` was decoded from by orjson alone (it may hold a
         float for an integer beyond 64 bits), or ``None`` when ``message`` is exact.
         The usual events (decoded JSON: exact dicts) are answered here; the rest go
-        to :meth:`_dispatch_slowly`. Returns what :meth:`_agent_message` returns (a
-        thread for ``check_lines``), else ``None``.
+        to :meth:`_dispatch_slowly`.
         """
         if message.__class__ is dict:
             try:
@@ -332,17 +328,17 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
             else:
                 if data.__class__ is dict:
                     if name == "agent_message":
-                        return self._agent_message(data, line, changes, raw)
+                        self._agent_message(data, line, changes, raw)
+                        return
                     if name == "history":
                         # No scan for big integers: _history takes the exact decode
                         # if a stored timestamp needs it (as feed and check_lines).
                         self._history(data, line, changes, raw)
-                        return None
+                        return
                     if name.__class__ is str:
                         self._ignored += 1
-                        return None
+                        return
         self._dispatch_slowly(message, line, changes, raw)
-        return None
 
     def _dispatch_slowly(
         self, message: Any, line: int, changes: Sink, raw: bytes | str | None
@@ -354,23 +350,16 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 try:
                     message = decode_json(raw)
                 except WireError as exc:  # orjson read the line: this cannot happen
-                    self._non_events += 1
-                    self._refuse(line, Reason.MALFORMED_LINE, f"not strict JSON: {exc}",
-                                 changes)
+                    self._refuse_line(line, f"not strict JSON: {exc}", changes)
                     return
             raw = None  # exact now (the scan found no integer orjson could have lost)
         if not isinstance(message, dict):
-            self._non_events += 1
-            self._refuse(line, Reason.MALFORMED_LINE, "a line must be a JSON object", changes)
+            self._refuse_line(line, "a line must be a JSON object", changes)
             return
         name = message.get("event")
         data = message.get("data")
         if not isinstance(name, str) or not isinstance(data, dict):
-            self._non_events += 1
-            self._refuse(
-                line, Reason.MALFORMED_LINE, "needs a string 'event' and an object 'data'",
-                changes,
-            )
+            self._refuse_line(line, "needs a string 'event' and an object 'data'", changes)
             return
         if name == "agent_message":
             self._agent_message_slowly(data, line, changes, raw)
