@@ -68,13 +68,6 @@ assert TurnClosed._fields == ("thread", "cat", "turn", "how", "line"), (
     "the inline TurnClosed in _core no longer sets every field"
 )
 
-# agent -> what -> the detail of an unbound refusal ("stream text from 'opus' binds to
-# no turn"), worded once: formatting it costs more than the rest of the refusal, and
-# a client that joined mid-turn gets one per chunk. Bounded (agent names come from
-# the wire): emptied when it holds _AGENTS_WORDED agents.
-_UNBOUND_DETAILS: dict[str, dict[str, str]] = {}
-_AGENTS_WORDED = 256
-
 
 class EngineCore:
     """State and shared operations of the engine (see the module docstring)."""
@@ -83,6 +76,11 @@ class EngineCore:
         self._threads: dict[str, ThreadState] = {}
         self._bubbles: dict[str, Bubble] = {}
         self._names: dict[str, str] = {}  # agent name -> the one shared string
+        # agent -> what -> the detail of an unbound refusal ("stream text from 'opus'
+        # binds to no turn"), worded once per engine: formatting it costs more than the
+        # rest of the refusal, and a client that joined mid-turn gets one per chunk.
+        # It grows with the agents, as _names does.
+        self._unbound_details: dict[str, dict[str, str]] = {}
         self._created = 0  # creation number of the last bubble, across all threads
         self._line = 0
         self._rejected: list[Rejected] = []
@@ -138,11 +136,9 @@ class EngineCore:
         rejected.line = line
         rejected.reason = _UNBOUND_EVENT
         if agent.__class__ is str and what.__class__ is str:
-            wordings = _UNBOUND_DETAILS.get(agent)
+            wordings = self._unbound_details.get(agent)
             if wordings is None:
-                if len(_UNBOUND_DETAILS) >= _AGENTS_WORDED:
-                    _UNBOUND_DETAILS.clear()
-                wordings = _UNBOUND_DETAILS[agent] = {}
+                wordings = self._unbound_details[agent] = {}
             detail = wordings.get(what)
             if detail is None:
                 detail = wordings[what] = f"{what} from {agent!r} binds to no turn"

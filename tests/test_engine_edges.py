@@ -65,8 +65,8 @@ def test_each_refusal_says_why_and_names_its_thread(event, reason, detail):
 
 
 def test_unbound_refusals_word_every_agent_as_its_repr_however_many_agents():
-    # The wording is kept per agent once made (and the store is emptied past a
-    # bound): more agents than the bound, each twice, quotes and escapes included.
+    # The wording is kept per agent once made: hundreds of agents, each twice,
+    # quotes and escapes included.
     agents = [f"cat{n}" for n in range(300)] + ["it's", 'say "hi"', "tab\there", "\u00e9"]
     lines = [json.dumps(chunk("x", parent="P9", cat=agent)) for agent in agents * 2]
     lines.append(json.dumps(msg("tool_use", toolName="ls", cat="it's")))

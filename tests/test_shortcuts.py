@@ -337,9 +337,10 @@ def test_decoder_keys_are_the_key_objects_orjson_hands_out() -> None:
 
 
 def test_an_unbound_refusal_of_an_agent_named_by_a_str_subclass_words_no_other_engine() -> None:
-    # The wording of unbound refusals is kept per agent, across engines; an agent
-    # name of a str subclass (only from an in-process caller) with its own repr is
-    # equal to the plain name, so it must not fill that cache for the plain name.
+    # The wording of unbound refusals is kept per agent; an agent name of a str
+    # subclass (only from an in-process caller) with its own repr is equal to the
+    # plain name, so it must not fill that store for the plain name, in the same
+    # engine or another.
     class Cat(str):
         def __repr__(self) -> str:
             return f"Cat<{str(self)}>"
@@ -351,3 +352,8 @@ def test_an_unbound_refusal_of_an_agent_named_by_a_str_subclass_words_no_other_e
     assert [c.detail for c in first] == ["stream text from Cat<opus> binds to no turn"]
     again = Reconciler().receive_message(event)
     assert [c.detail for c in again] == ["stream text from 'opus' binds to no turn"]
+    same = Reconciler()
+    same.receive_message(odd)
+    assert [c.detail for c in same.receive_message(event)] == [
+        "stream text from 'opus' binds to no turn"
+    ]
