@@ -160,152 +160,160 @@ class AgentMessageHandlers(CallbackPlacement):
         except KeyError:
             self._agent_message_slowly(data, line, changes, raw)
             return None
-        # Step 1: the envelope (a subclass of str goes the general way).
-        if kind.__class__ is str and thread_id.__class__ is str and cat.__class__ is str:
-            # Step 2: unknown types are ignored, for forward compatibility (the usual
-            # type is answered without hashing it).
-            if kind != "text" and kind not in KNOWN_TYPES:
-                self._ignored += 1
+        # Step 1: the envelope (a subclass of str goes the general way). Every check
+        # below that fails sends the event the general way, which words the refusal:
+        # nothing has changed until step 3 has passed.
+        if not (kind.__class__ is str and thread_id.__class__ is str and cat.__class__ is str):
+            self._agent_message_slowly(data, line, changes, raw)
+            return None
+        # Step 2: unknown types are ignored, for forward compatibility. The type is
+        # compared with "text" once and the answer kept: comparing two equal strings
+        # that are not one object costs about 200 instructions.
+        text = kind == "text"
+        if not text and kind not in KNOWN_TYPES:
+            self._ignored += 1
+            return None
+        # Step 3: field types, each field read once. On a line a float never passes
+        # ``__class__ is int``: it goes the general way, which decodes the line again
+        # exactly (a 20-digit timestamp is an integer). The bounds hold on a line
+        # anyway (orjson yields 64-bit integers); they matter for a decoded message
+        # (see ``check_decoded_integers``). Each read is ``data.get(...)``, not a
+        # saved ``get = data.get``: making that bound method costs more than the
+        # method lookups it spares.
+        content = data.get(_content)
+        parent = data.get(_invocationId)
+        turn_id = data.get(_turnInvocationId)
+        ts = data.get(_timestamp)
+        seq = data.get(_seq)
+        if not (
+            # (Each test in the order that answers the usual event first.)
+            (content.__class__ is str or content is None)
+            and (parent.__class__ is str or parent is None)
+            and (turn_id is None or turn_id.__class__ is str)
+            and ((ts.__class__ is int and abs(ts) < _HUGE) or ts is None)
+            and (seq is None or (seq.__class__ is int and abs(seq) < _HUGE))
+            # Fields most events do not carry: a test of presence, not a read
+            # (messageId is read again by the callbacks that use it).
+            and (_messageId not in data or _str_or_none(data[_messageId]))
+            and (_error not in data or _str_or_none(data[_error]))
+            and (_toolName not in data or _str_or_none(data[_toolName]))
+        ):
+            self._agent_message_slowly(data, line, changes, raw)
+            return None
+        origin = None  # handed back to check_lines for a text event only
+        if text:
+            if content is None:
+                self._agent_message_slowly(data, line, changes, raw)
                 return None
-            # Step 3: field types, each field read once. On a line a float never
-            # passes ``__class__ is int``: it goes the general way, which decodes the
-            # line again exactly (a 20-digit timestamp is an integer). The bounds
-            # hold on a line anyway (orjson yields 64-bit integers); they matter for
-            # a decoded message (see ``check_decoded_integers``). Each read is
-            # ``data.get(...)``, not a saved ``get = data.get``: making that bound
-            # method costs more than the method lookups it spares.
-            content = data.get(_content)
-            parent = data.get(_invocationId)
-            turn_id = data.get(_turnInvocationId)
-            ts = data.get(_timestamp)
-            seq = data.get(_seq)
-            if (
-                # (Each test in the order that answers the usual event first.)
-                (content.__class__ is str or content is None)
-                and (parent.__class__ is str or parent is None)
-                and (turn_id is None or turn_id.__class__ is str)
-                and ((ts.__class__ is int and abs(ts) < _HUGE) or ts is None)
-                and (seq is None or (seq.__class__ is int and abs(seq) < _HUGE))
-                # Fields most events do not carry: a test of presence, not a read
-                # (messageId is read again by the callbacks that use it).
-                and (_messageId not in data or _str_or_none(data[_messageId]))
-                and (_error not in data or _str_or_none(data[_error]))
-                and (_toolName not in data or _str_or_none(data[_toolName]))
-            ):
-                fits = True
-                origin = None  # handed back to check_lines for a text event only
-                if kind == "text":
-                    origin = data.get(_origin)
-                    if content is None or (
-                        origin is not None and origin != "stream" and origin != "callback"
-                    ):
-                        fits = False
-                elif kind == "system_info":
-                    if content is None:
-                        fits = False
-                elif kind == "tool_use" and raw is not None and needs_exact(raw):
-                    fits = False  # toolInput goes into the output as it is: it must be exact
-                epoch = None
-                if seq is not None and fits:
-                    epoch = data.get(_seqEpoch)
-                    if epoch.__class__ is not str and epoch is not None:
-                        if raw is None:
-                            epoch = epoch_key(epoch)  # strings and null are their own key
-                        else:
-                            fits = False  # it may hold a float for a big integer
-                if fits:
-                    # Steps 4 to 7, as in _steps_4_to_7 (written out: every event).
-                    thread = self._threads.get(thread_id)
-                    if thread is None:  # step 6, early: nothing from here refuses
-                        thread = self._threads[thread_id] = ThreadState(thread_id)
-                    if seq is not None:  # step 4
-                        if thread.seq_epoch == epoch:
-                            last = thread.seq_last
-                            if seq <= last:
-                                self._duplicates += 1
-                                if changes is not None:
-                                    changes.append(Duplicate(line, thread_id, seq))
-                                return None
-                            if seq > last + 1:
-                                gap = Gap(thread_id, last, seq, line)
-                                self._gaps.append(gap)
-                                if changes is not None:
-                                    changes.append(gap)
-                        else:
-                            thread.seq_epoch = epoch
-                        thread.seq_last = seq
-                    if ts is None:  # step 5
-                        ts = thread.max_ts
-                    elif ts > thread.max_ts or not thread.seen_ts:
-                        thread.max_ts = ts
-                        thread.seen_ts = True
-                    # Step 7, most frequent type first.
-                    if kind == "text":
-                        assert content is not None  # step 3: text needs a string content
-                        if origin == "callback":
-                            self._callback(
-                                thread, data, cat, ts, line, changes, content, turn_id,
-                                parent, data.get(_messageId),
-                            )
-                            return thread if turn_id else (thread, kind, origin)
-                        # Binding rules 1 and 2 (as in _bind), for a turn already known.
-                        if turn_id:
-                            turn = thread.turns.get(turn_id)
-                        elif parent:
-                            turn = thread.latest.get((cat, parent))
-                            if turn is None:  # rule 2 never falls through
-                                self._unbound(thread, line, "stream text", cat, changes)
-                                return thread, kind, origin
-                        else:
-                            turn = None
-                        if turn is None:  # a turn named for the first time, or rule 3
-                            self._stream_text(thread, cat, ts, line, changes, content, turn_id,
-                                              parent)
-                        elif turn.state is _RUNNING and (bubble := turn.primary) is not None:
-                            # The table's row for this case (asserted at import):
-                            # append, nothing else.
-                            if content:  # an empty chunk changes nothing: no report
-                                bubble._parts.append(content)  # Bubble.append, inline
-                                if changes is not None:
-                                    # BubbleUpdated(bubble, _APPENDED, line, content),
-                                    # built inline (see the assertion at the top).
-                                    update = _new(BubbleUpdated)
-                                    update.bubble = bubble
-                                    update.how = _APPENDED
-                                    update.line = line
-                                    update.delta = content
-                                    changes.append(update)
-                        elif turn.state in _STALE_STREAM_STATES:
-                            # The table's row: superseded, nothing else (the set
-                            # is read off the table at import).
-                            self._superseded += 1
-                            if changes is not None:
-                                # Superseded(line, thread.id, turn.id), inline.
-                                stale = _new(Superseded)
-                                stale.line = line
-                                stale.thread = thread.id
-                                stale.invocation = turn.id
-                                changes.append(stale)
-                        else:
-                            self._stream_text(thread, cat, ts, line, changes, content, turn_id,
-                                              parent)
-                    elif kind == "system_info":
-                        assert content is not None  # step 3: system_info needs a string
-                        self._system_info(thread, cat, ts, line, changes, content, turn_id,
-                                          parent)
-                    elif kind == "done":
-                        self._done(thread, cat, line, changes, turn_id, parent)
-                    elif kind == "tool_use" or kind == "tool_result":
-                        self._tool(
-                            thread, data, kind, cat, ts, line, changes, content, turn_id, parent
-                        )
-                    else:
-                        self._apply_other(
-                            thread, data, kind, cat, ts, line, changes, content, turn_id, parent
-                        )
-                    return thread if turn_id else (thread, kind, origin)
-        self._agent_message_slowly(data, line, changes, raw)
-        return None
+            origin = data.get(_origin)
+            callback = False
+            if origin is not None and origin != "stream":
+                if origin != "callback":
+                    self._agent_message_slowly(data, line, changes, raw)
+                    return None
+                callback = True
+        elif kind == "system_info":
+            if content is None:
+                self._agent_message_slowly(data, line, changes, raw)
+                return None
+        elif kind == "tool_use" and raw is not None and needs_exact(raw):
+            # toolInput goes into the output as it is: it must be exact.
+            self._agent_message_slowly(data, line, changes, raw)
+            return None
+        if seq is not None:
+            epoch = data.get(_seqEpoch)
+            if epoch.__class__ is not str and epoch is not None:
+                if raw is not None:  # from a line, it may hold a float for a big integer
+                    self._agent_message_slowly(data, line, changes, raw)
+                    return None
+                epoch = epoch_key(epoch)  # strings and null are their own key
+
+        # Steps 4 to 7, as in _steps_4_to_7 (written out: every event).
+        thread = self._threads.get(thread_id)
+        if thread is None:  # step 6, early: nothing from here refuses
+            thread = self._threads[thread_id] = ThreadState(thread_id)
+        if seq is not None:  # step 4
+            if thread.seq_epoch == epoch:
+                last = thread.seq_last
+                if seq <= last:
+                    self._duplicates += 1
+                    if changes is not None:
+                        changes.append(Duplicate(line, thread_id, seq))
+                    return None
+                if seq > last + 1:
+                    gap = Gap(thread_id, last, seq, line)
+                    self._gaps.append(gap)
+                    if changes is not None:
+                        changes.append(gap)
+            else:
+                thread.seq_epoch = epoch
+            thread.seq_last = seq
+        if ts is None:  # step 5
+            ts = thread.max_ts
+        elif ts > thread.max_ts or not thread.seen_ts:
+            thread.max_ts = ts
+            thread.seen_ts = True
+        # Step 7, most frequent type first (step 3 made sure a text or a system_info
+        # has a string content).
+        if text:
+            assert content is not None  # step 3: a text has a string content
+            if callback:
+                self._callback(
+                    thread, data, cat, ts, line, changes, content, turn_id, parent,
+                    data.get(_messageId),
+                )
+                return thread if turn_id else (thread, kind, origin)
+            # Binding rules 1 and 2 (as in _bind), for a turn already known.
+            if turn_id:
+                turn = thread.turns.get(turn_id)
+            elif parent:
+                turn = thread.latest.get((cat, parent))
+                if turn is None:  # rule 2 never falls through
+                    self._unbound(thread, line, "stream text", cat, changes)
+                    return thread, kind, origin
+            else:
+                turn = None
+            if turn is None:  # a turn named for the first time, or rule 3
+                self._stream_text(thread, cat, ts, line, changes, content, turn_id, parent)
+            elif turn.state is _RUNNING and (bubble := turn.primary) is not None:
+                # The table's row for this case (asserted at import): append, nothing
+                # else.
+                if content:  # an empty chunk changes nothing: no report
+                    bubble._parts.append(content)  # Bubble.append, inline
+                    if changes is not None:
+                        # BubbleUpdated(bubble, _APPENDED, line, content), built
+                        # inline (see the assertion at the top).
+                        update = _new(BubbleUpdated)
+                        update.bubble = bubble
+                        update.how = _APPENDED
+                        update.line = line
+                        update.delta = content
+                        changes.append(update)
+            elif turn.state in _STALE_STREAM_STATES:
+                # The table's row: superseded, nothing else (the set is read off the
+                # table at import).
+                self._superseded += 1
+                if changes is not None:
+                    # Superseded(line, thread.id, turn.id), inline.
+                    stale = _new(Superseded)
+                    stale.line = line
+                    stale.thread = thread.id
+                    stale.invocation = turn.id
+                    changes.append(stale)
+            else:
+                self._stream_text(thread, cat, ts, line, changes, content, turn_id, parent)
+        elif kind == "system_info":
+            assert content is not None  # step 3: a system_info has a string content
+            self._system_info(thread, cat, ts, line, changes, content, turn_id, parent)
+        elif kind == "done":
+            self._done(thread, cat, line, changes, turn_id, parent)
+        elif kind == "tool_use" or kind == "tool_result":
+            self._tool(thread, data, kind, cat, ts, line, changes, content, turn_id, parent)
+        else:
+            self._apply_other(
+                thread, data, kind, cat, ts, line, changes, content, turn_id, parent
+            )
+        return thread if turn_id else (thread, kind, origin)
 
     def _agent_message_slowly(
         self, data: dict[str, Any], line: int, changes: Sink, raw: bytes | str | None
