@@ -119,3 +119,15 @@ def test_after_replacement_same_message_redelivers_and_another_is_a_post(state):
 @pytest.mark.parametrize("state", list(TurnState))
 def test_an_explicit_post_is_always_a_post_and_changes_no_state(state):
     assert TRANSITIONS[state, TurnInput.EXPLICIT_POST][:2] == (state, Action.SECOND_POST)
+
+
+def test_the_rows_turn_step_reads_are_exactly_the_table():
+    # Turn.step reads TRANSITIONS through _ROWS (two lookups, no tuple key): the rows
+    # must hold every entry of the table and nothing else.
+    from reconcile._turns import _ROWS
+
+    assert {(s, i): e for s, row in _ROWS.items() for i, e in row.items()} == TRANSITIONS
+    for (state, event), entry in TRANSITIONS.items():
+        turn = Turn("t")
+        turn.state = state
+        assert turn.step(event) is entry and turn.state is entry[0]
