@@ -275,7 +275,8 @@ class AgentMessageHandlers(CallbackPlacement):
             if turn_id:
                 turn = thread.turns.get(turn_id)
             elif parent:
-                turn = thread.latest.get((cat, parent))
+                agents = thread.latest.get(parent)
+                turn = agents.get(cat) if agents is not None else None
                 if turn is None:  # rule 2 never falls through
                     self._unbound(thread, line, "stream text", cat, changes)
                     return thread, kind, origin

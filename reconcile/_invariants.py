@@ -56,8 +56,9 @@ def check(engine: EngineCore) -> None:
         assert sorted(thread.running) == sorted(running), "running index = running turns"
         for turn in thread.open_turn.values():
             assert thread.turns[turn.id] is turn
-        for turn in thread.latest.values():
-            assert thread.turns[turn.id] is turn
+        for agents in thread.latest.values():
+            for turn in agents.values():
+                assert thread.turns[turn.id] is turn
         for message_id, bubble in thread.by_message_id.items():
             assert bubble.message_id == message_id and bubble.id in in_thread
             assert message_id not in thread.held_blocks, "held blocks wait for no bubble"
