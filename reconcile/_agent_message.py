@@ -122,9 +122,9 @@ _STALE_STREAM_STATES = frozenset(
 )
 
 
-def _str_or_none(value: object) -> bool:
-    """Step 3 for a string field: absent (null) or exactly a string."""
-    return value is None or value.__class__ is str
+#: Step 3 for a string field, ``value.__class__ in _STRING_OR_NULL``: null or exactly
+#: a string (a set of the two classes: no Python call per field).
+_STRING_OR_NULL = frozenset({str, type(None)})
 
 
 class AgentMessageHandlers(CallbackPlacement):
@@ -201,9 +201,9 @@ class AgentMessageHandlers(CallbackPlacement):
             and (seq is None or (seq.__class__ is int and abs(seq) < _HUGE))
             # Fields most events do not carry: a test of presence, not a read
             # (messageId is read again by the callbacks that use it).
-            and (_messageId not in data or _str_or_none(data[_messageId]))
-            and (_error not in data or _str_or_none(data[_error]))
-            and (_toolName not in data or _str_or_none(data[_toolName]))
+            and (_messageId not in data or data[_messageId].__class__ in _STRING_OR_NULL)
+            and (_error not in data or data[_error].__class__ in _STRING_OR_NULL)
+            and (_toolName not in data or data[_toolName].__class__ in _STRING_OR_NULL)
         ):
             self._agent_message_slowly(data, line, changes, raw)
             return None
