@@ -315,7 +315,10 @@ class AgentMessageHandlers(CallbackPlacement):
             assert content is not None  # step 3: a system_info has a string content
             self._system_info(thread, cat, ts, line, changes, content, turn_id, parent)
         elif kind == "done":
-            self._done(thread, cat, line, changes, turn_id, parent)
+            # _done, written out (one Python call less per done).
+            turn = self._bind(thread, turn_id, parent, cat)
+            if turn is not None:
+                self._close(thread, turn, _DONE_END, line, changes)
         elif kind == "tool_use" or kind == "tool_result":
             self._tool(thread, data, kind, cat, ts, line, changes, content, turn_id, parent)
         else:
@@ -615,7 +618,8 @@ class AgentMessageHandlers(CallbackPlacement):
             self._system_line(thread, cat, content, ts, line, changes)
             return
         kind = payload.get(_type)
-        if kind != "invocation_created" and kind != "thinking" and kind != "rich_block":
+        created = kind == "invocation_created"  # the usual one, compared once
+        if not created and kind != "thinking" and kind != "rich_block":
             self._ignored += 1  # usage, metrics, liveness...: no bubble meaning
             return
         # The payload's catId names the agent when it has one: a server may announce
@@ -623,7 +627,7 @@ class AgentMessageHandlers(CallbackPlacement):
         agent = payload.get(_catId)
         if not isinstance(agent, str):
             agent = cat
-        if kind == "invocation_created":
+        if created:
             # Section 3, announcing: the turn opens under the envelope's parent id.
             announced = payload.get(_invocationId)
             if isinstance(announced, str) and announced:  # is_id
