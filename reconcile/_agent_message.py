@@ -559,7 +559,14 @@ class AgentMessageHandlers(CallbackPlacement):
         else:
             bubble.add_tool(entry)
             if changes is not None:
-                changes.append(BubbleUpdated(bubble, _TOOL, line))
+                # BubbleUpdated(bubble, _TOOL, line), inline (see the assertion at the
+                # top; every tool event of a running turn).
+                update = _new(BubbleUpdated)
+                update.bubble = bubble
+                update.how = _TOOL
+                update.line = line
+                update.delta = None
+                changes.append(update)
 
     def _error(
         self,

@@ -26,6 +26,7 @@ _EXPLICIT_POST, _CALLBACK_INPUT, _NEW_MESSAGE = (
     TurnInput.EXPLICIT_POST, TurnInput.CALLBACK, TurnInput.CALLBACK_NEW_MESSAGE
 )
 _CALLBACK, _DONE, _REPLACED = Origin.CALLBACK, Status.DONE, Update.REPLACED
+_new = object.__new__
 
 
 def is_explicit_post(data: dict[str, Any]) -> bool:
@@ -113,7 +114,14 @@ class CallbackPlacement(EngineCore):
             else:
                 bubble.become_callback(text, message_id)
                 if changes is not None:
-                    changes.append(BubbleUpdated(bubble, _REPLACED, line))
+                    # BubbleUpdated(bubble, _REPLACED, line), inline (the assertion in
+                    # _agent_message ties these builds to the class's fields).
+                    update = _new(BubbleUpdated)
+                    update.bubble = bubble
+                    update.how = _REPLACED
+                    update.line = line
+                    update.delta = None
+                    changes.append(update)
             if message_id is not None:
                 self._give_message_id(thread, bubble, message_id, line, changes)
             return
