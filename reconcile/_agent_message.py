@@ -146,12 +146,14 @@ class AgentMessageHandlers(CallbackPlacement):
         event goes on to the handler of its type.
 
         Returns, when this path applied the event whole (steps 4 to 7), the event's
-        thread if it names its turn (a non-empty ``turnInvocationId``), else the tuple
-        ``(thread, type, origin)`` (``origin`` is the ``text`` field's, else ``None``);
-        ``None`` for every other event. ``check_lines`` reads it: a named event (when
-        it was not refused) breaks no rule of section 10, and for the others the type
-        and origin say which rule they concern, so the checker reads none of the
-        fields again.
+        thread if it names its turn (a non-empty ``turnInvocationId``) or if
+        ``changes`` is a list; else (a batch caller's event without a turn id) the
+        tuple ``(thread, type, origin)`` (``origin`` is the ``text`` field's, else
+        ``None``); ``None`` for every other event. ``check_lines`` reads it: a named
+        event (when it was not refused) breaks no rule of section 10, and for the
+        others the type and origin say which rule they concern, so the checker reads
+        none of the fields again. ``receive_message``, which wants the changes, is
+        spared building the tuple (about 300 instructions an event).
         """
         try:  # every event carries these three (the general path words a missing one)
             kind = data[_type]
@@ -270,7 +272,9 @@ class AgentMessageHandlers(CallbackPlacement):
                     thread, data, cat, ts, line, changes, content, turn_id, parent,
                     data.get(_messageId),
                 )
-                return thread if turn_id else (thread, kind, origin)
+                if turn_id or changes is not None:
+                    return thread
+                return thread, kind, origin
             # Binding rules 1 and 2 (as in _bind), for a turn already known.
             if turn_id:
                 turn = thread.turns.get(turn_id)
@@ -279,7 +283,7 @@ class AgentMessageHandlers(CallbackPlacement):
                 turn = agents.get(cat) if agents is not None else None
                 if turn is None:  # rule 2 never falls through
                     self._unbound(thread, line, "stream text", cat, changes)
-                    return thread, kind, origin
+                    return thread if changes is not None else (thread, kind, origin)
             else:
                 turn = None
             if turn is None:  # a turn named for the first time, or rule 3
@@ -325,7 +329,9 @@ class AgentMessageHandlers(CallbackPlacement):
             self._apply_other(
                 thread, data, kind, cat, ts, line, changes, content, turn_id, parent
             )
-        return thread if turn_id else (thread, kind, origin)
+        if turn_id or changes is not None:
+            return thread
+        return thread, kind, origin
 
     def _agent_message_slowly(
         self, data: dict[str, Any], line: int, changes: Sink, raw: bytes | str | None
