@@ -102,7 +102,11 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                         changes: list[Change] = []
                         self._agent_message(data, line, changes, None)
                         return tuple(changes)
-                    if name.__class__ is str and name != "history":
+                    if name == "history":  # as _dispatch does (a late joiner's many)
+                        changes = []
+                        self._history(data, line, changes, None)
+                        return tuple(changes)
+                    if name.__class__ is str:
                         self._ignored += 1  # another event: ignored (section 1)
                         return ()
         changes = []
