@@ -67,6 +67,11 @@ assert TurnOpened._fields == ("thread", "cat", "turn", "line", "timestamp"), (
 assert TurnClosed._fields == ("thread", "cat", "turn", "how", "line"), (
     "the inline TurnClosed in _core no longer sets every field"
 )
+# Bubble's too (its __init__ takes 11 arguments): _new_bubble sets these slots, all.
+assert Bubble.__slots__ == (
+    "id", "thread", "cat", "invocation", "origin", "status", "message_id", "thinking",
+    "_tools", "_blocks", "_tools_view", "_blocks_view", "error", "_parts", "_ts", "_number",
+), "the inline Bubble in _core no longer sets every field"
 
 
 class EngineCore:
@@ -182,12 +187,29 @@ class EngineCore:
         # One string object per agent name, shared by all its bubbles, instead of the
         # copy each decoded event brings (about 50 bytes per bubble).
         cat = self._names.setdefault(cat, cat)
-        bubble = Bubble(
-            f"b{number}", thread.id, cat, invocation, origin, status, text, ts, number,
-            message_id, error,
-        )
-        thread.order.add(bubble.sort_key)
-        self._bubbles[bubble.id] = bubble
+        # Bubble(bubble_id, thread.id, cat, ...), inline: every field of Bubble's
+        # __init__, in its order (see the assertion at the top of this module).
+        bubble = _new(Bubble)
+        bubble.id = bubble_id = f"b{number}"
+        bubble.thread = thread.id
+        bubble.cat = cat
+        bubble.invocation = invocation
+        bubble.origin = origin
+        bubble.status = status
+        bubble.message_id = message_id
+        bubble.thinking = ""
+        bubble._tools = None
+        bubble._blocks = None
+        bubble._tools_view = ()
+        bubble._blocks_view = ()
+        bubble.error = error
+        bubble._parts = [text]
+        bubble._ts = ts
+        bubble._number = number
+        # The order's entry: the bubble's display key and the bubble (the bubble holds
+        # its key's two numbers, not this tuple: see Bubble.__init__).
+        thread.order.add((ts, number, bubble))
+        self._bubbles[bubble_id] = bubble
         return bubble
 
     def _primary(
@@ -266,7 +288,7 @@ class EngineCore:
         """
         known = thread.by_message_id.get(message_id)
         if known is not None:
-            if bubble.sort_key[1] < known.sort_key[1]:
+            if bubble._number < known._number:  # the creation numbers
                 thread.by_message_id[message_id] = bubble
             return
         thread.by_message_id[message_id] = bubble

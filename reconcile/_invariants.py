@@ -27,7 +27,7 @@ def check(engine: EngineCore) -> None:
         in_thread: set[str] = set()
         for entry in thread.order:
             ts, number, bubble = entry
-            assert bubble.sort_key is entry, "a bubble's key is its sorted-list entry"
+            assert bubble.sort_key == entry, "a bubble's key is its sorted-list entry"
             assert bubble.id == f"b{number}"
             assert engine._bubbles[bubble.id] is bubble
             assert bubble.thread == thread_id

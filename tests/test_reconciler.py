@@ -290,7 +290,7 @@ def test_missing_timestamp_takes_the_threads_largest():
         chunk("c", "P2", cat="codex", timestamp=100), chunk("o"),
     ])
     assert [b.text for b in r.bubbles("t1")] == ["c", "o"]
-    assert [b._key[0] for b in r.bubbles("t1")] == [100, 900]
+    assert [b.sort_key[0] for b in r.bubbles("t1")] == [100, 900]
 
 
 def test_threads_are_listed_in_order_of_existence():
@@ -432,7 +432,7 @@ def test_turnless_stored_messages_are_keyed_by_their_id():
 
 def test_history_timestamps_count_as_seen():
     r, _ = feed([history([stored("x1", "v", timestamp=5000)]), msg("system_info", content="after")])
-    assert [b._key[0] for b in r.bubbles("t1")] == [5000, 5000]
+    assert [b.sort_key[0] for b in r.bubbles("t1")] == [5000, 5000]
 
 
 # ---------------------------------------------------------------- changes and API
