@@ -151,10 +151,9 @@ class Bubble:
         # Text as a list of parts: appending a chunk is O(1), reading joins once.
         self._parts = [text]
         # Display order: (creating event's timestamp, creation number). Both never
-        # change: a replacement keeps the bubble's place (section 5). They are kept
-        # as two fields, not as the thread's order entry ``(ts, number, bubble)``
-        # itself: a bubble that held a tuple holding the bubble would be a reference
-        # cycle, freed only by the cyclic garbage collector (see ``sort_key``).
+        # change: a replacement keeps the bubble's place (section 5). Two fields, not
+        # a key tuple (ts, number, bubble): a bubble holding a tuple that holds the
+        # bubble is a reference cycle, freed only by the cyclic garbage collector.
         self._ts = ts
         self._number = number
 
@@ -199,8 +198,8 @@ class Bubble:
     def sort_key(self) -> tuple[int, int, Bubble]:
         """(timestamp of the creating event, creation number, bubble): display order.
 
-        A new tuple on each read, equal to the bubble's entry in its thread's order.
-        Creation numbers are unique, so comparing two keys never reaches the bubble.
+        A new tuple on each read. Creation numbers are unique, so comparing two keys
+        never reaches the bubble.
         """
         return (self._ts, self._number, self)
 

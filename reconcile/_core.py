@@ -206,9 +206,13 @@ class EngineCore:
         bubble._parts = [text]
         bubble._ts = ts
         bubble._number = number
-        # The order's entry: the bubble's display key and the bubble (the bubble holds
-        # its key's two numbers, not this tuple: see Bubble.__init__).
-        thread.order.add((ts, number, bubble))
+        order = thread.order
+        if order.__class__ is list and (not order or order[-1]._ts <= ts):
+            # Nearly always: the bubble sorts last, since no bubble has a larger
+            # creation number and none a later timestamp (see ThreadState.insert).
+            order.append(bubble)
+        else:
+            thread.insert(bubble)
         self._bubbles[bubble_id] = bubble
         return bubble
 

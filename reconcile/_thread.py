@@ -11,16 +11,19 @@ O(log n) insertion into the ordered bubble list:
 * ``stored``: history message id -> a turn-less stored bubble;
 * ``held_blocks``: message id -> rich block ids waiting for their bubble;
 * ``running``: turn id -> (agent, since, line) of each running turn, in opening order;
-* ``order``: a ``SortedList`` of (timestamp, creation number, bubble). The key is set
-  when the bubble is made and never changes (a replacement keeps its place), which is
-  what lets a late callback land where its turn began (section 5, order).
+* ``order``: the thread's bubbles in display order, by (timestamp of the creating
+  event, creation number). The key is set when the bubble is made and never changes
+  (a replacement keeps its place), which is what lets a late callback land where its
+  turn began (section 5, order). See :meth:`ThreadState.insert` for its container.
 """
 
 from __future__ import annotations
 
+from bisect import insort
+from operator import attrgetter
 from typing import Any
 
-from sortedcontainers import SortedList  # type: ignore[import-untyped]
+from sortedcontainers import SortedKeyList, SortedList  # type: ignore[import-untyped]
 
 from ._bubbles import Bubble
 from ._turns import Turn
@@ -28,6 +31,13 @@ from ._turns import Turn
 __all__ = ["ThreadState"]
 
 _NO_EPOCH = object()
+
+#: A bubble's display key: (timestamp of its creating event, creation number).
+_display_key = attrgetter("_ts", "_number")
+
+#: Up to this many bubbles a thread's order stays a plain list; see ThreadState.insert.
+#: It is the load of a SortedList's sublists, which it inserts into the same way.
+_LIST_LIMIT: int = SortedList.DEFAULT_LOAD_FACTOR
 
 
 class ThreadState:
@@ -53,7 +63,8 @@ class ThreadState:
 
     def __init__(self, thread_id: str) -> None:
         self.id = thread_id
-        self.order: SortedList = SortedList()
+        # The bubbles in display order: a plain list, appended to (see insert).
+        self.order: list[Bubble] | SortedKeyList = []
         # Largest timestamp seen; events without one take it (0 before any is seen;
         # timestamps may be negative, so "seen" is tracked apart from the value).
         self.max_ts = 0
@@ -84,6 +95,29 @@ class ThreadState:
         if turn is None:
             turn = self.turns[turn_id] = Turn(turn_id)
         return turn
+
+    def insert(self, bubble: Bubble) -> None:
+        """Put a new bubble in the order when it does not simply go last.
+
+        The engine appends a new bubble itself when the order is a plain list and the
+        bubble sorts last: its creation number is the largest yet, so it does unless its
+        timestamp is earlier than the last bubble's (a history page, a late event). That
+        is nearly every bubble, so a thread costs one list and each bubble one append,
+        instead of a ``SortedList`` (about 4,400 instructions to make) and its ``add``.
+
+        Otherwise it lands here. Up to :data:`_LIST_LIMIT` bubbles a binary search and
+        an insertion into the list moves at most that many references, as a
+        ``SortedList`` does inside one of its sublists; a longer list becomes a
+        ``SortedKeyList`` for good, so an insertion stays O(log n) however long the
+        thread. Readers only iterate, index, slice and take ``len``, which both offer.
+        """
+        order = self.order
+        if isinstance(order, list):
+            if len(order) < _LIST_LIMIT:
+                insort(order, bubble, key=_display_key)
+                return
+            order = self.order = SortedKeyList(order, key=_display_key)
+        order.add(bubble)
 
     def see_timestamp(self, ts: int) -> None:
         """Section 2 step 5: remember the thread's largest timestamp."""

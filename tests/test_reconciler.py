@@ -690,9 +690,9 @@ def test_feed_ends_where_receive_line_does_on_every_kind_of_line():
     assert list(fed.rejected) == list(one_by_one.rejected) and len(fed.rejected) > 5
     assert list(fed.gaps) == list(one_by_one.gaps)
     assert fed.lines == one_by_one.lines == len(lines)
-    assert {h: [key[:2] for key in fed._threads[h].order] for h in fed.threads} == {
-        h: [key[:2] for key in one_by_one._threads[h].order] for h in one_by_one.threads}
-    assert any(key[0] == huge for key in fed._threads["t1"].order)
+    assert {h: [b.sort_key[:2] for b in fed.bubbles(h)] for h in fed.threads} == {
+        h: [b.sort_key[:2] for b in one_by_one.bubbles(h)] for h in one_by_one.threads}
+    assert any(b.sort_key[0] == huge for b in fed.bubbles("t1"))
 
 
 def test_feed_check_and_receive_line_agree_on_pages_deeper_than_the_exact_decoder_reads():
