@@ -26,11 +26,18 @@ from typing import Any
 from sortedcontainers import SortedKeyList, SortedList  # type: ignore[import-untyped]
 
 from ._bubbles import Bubble
-from ._turns import Turn
+from ._turns import Turn, TurnState
 
 __all__ = ["ThreadState"]
 
 _NO_EPOCH = object()
+_OPEN = TurnState.OPEN
+_new = object.__new__
+
+# ThreadState.turn builds a Turn without calling the class: a Python __init__ costs,
+# called from the interpreter, about 530 instructions more than the three slot stores
+# written out. Only right while these are Turn's fields, in full.
+assert Turn.__slots__ == ("id", "state", "primary"), "the inline Turn no longer sets every field"
 
 #: A bubble's display key: (timestamp of its creating event, creation number).
 _display_key = attrgetter("_ts", "_number")
@@ -93,7 +100,10 @@ class ThreadState:
         or a ``turnInvocationId`` may name a turn that was never announced."""
         turn = self.turns.get(turn_id)
         if turn is None:
-            turn = self.turns[turn_id] = Turn(turn_id)
+            turn = self.turns[turn_id] = _new(Turn)  # Turn(turn_id), inline
+            turn.id = turn_id
+            turn.state = _OPEN
+            turn.primary = None
         return turn
 
     def insert(self, bubble: Bubble) -> None:
