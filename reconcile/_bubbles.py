@@ -209,7 +209,10 @@ class Bubble:
 
     def set_text(self, text: str) -> bool:
         """Replace the text (a callback snapshot or a stored message)."""
-        if self.text == text:
+        parts = self._parts
+        # The text property, inline for the usual single part: every stored message
+        # of a page the client has seen before compares its text here.
+        if (parts[0] if len(parts) == 1 else self.text) == text:
             return False
         self._parts = [text]
         return True

@@ -47,7 +47,7 @@ _STREAM, _CALLBACK, _SYSTEM = Origin.STREAM, Origin.CALLBACK, Origin.SYSTEM
 _CLOSE, _START = TurnInput.CLOSE, TurnInput.START
 _OPENS, _CLOSES = Activity.OPENS, Activity.CLOSES
 _UNBOUND_EVENT = Reason.UNBOUND_EVENT
-_CLOSED = Update.CLOSED
+_CLOSED, _TEXT_SET = Update.CLOSED, Update.TEXT_SET
 _new = object.__new__
 
 # The change objects of every turn (added, opened, closed) are built below without a
@@ -274,7 +274,7 @@ class EngineCore:
         """Set a snapshot text; a text equal to the current one is no change at all."""
         if bubble.set_text(text):
             if changes is not None:
-                changes.append(BubbleUpdated(bubble, Update.TEXT_SET, line))
+                changes.append(BubbleUpdated(bubble, _TEXT_SET, line))
 
     def _give_message_id(
         self,

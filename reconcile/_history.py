@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._bubbles import BubbleAdded, Origin, Status
+from ._bubbles import BubbleAdded, Origin, Status, refusal
 from ._callbacks import CallbackPlacement, is_explicit_post
 from ._core import Sink
 from ._errors import Reason
@@ -91,11 +91,12 @@ class HistoryMerge(CallbackPlacement):
         stored_message = self._stored_message
         callbacks = drafts = 0
         for message in messages:
-            if message.__class__ is dict and message.get("catId") is None:
-                # A user's message (no catId: about a third of a real page) makes no
-                # bubble, as _stored_message would say; skipped without the call.
+            # The agent first: a user's message (no catId: about a third of a real
+            # page) makes no bubble, and is skipped here without a call.
+            cat = message.get("catId") if isinstance(message, dict) else None
+            if cat is None:
                 continue
-            lacks = stored_message(thread, message, line, changes)
+            lacks = stored_message(thread, message, cat, line, changes)
             if lacks is not None:
                 if lacks is _CALLBACK_WITHOUT_TURN:
                     callbacks += 1
@@ -106,20 +107,20 @@ class HistoryMerge(CallbackPlacement):
     def _stored_message(
         self,
         thread: ThreadState,
-        message: Any,
+        message: dict[str, Any],
+        cat: Any,
         line: int,
         changes: Sink,
     ) -> str | None:
         """Section 7: merge one stored message by exact identity.
 
+        ``cat`` is the message's ``catId``, read by the caller: not ``None``.
+
         Returns :data:`_CALLBACK_WITHOUT_TURN` or :data:`_DRAFT_WITHOUT_PARENT` for a
         stored callback or draft that lacks the id section 10 asks for, else ``None``.
         """
-        if not isinstance(message, dict):
-            return None
         # message.get(...) each time: a call through a bound ``get`` kept in a local
         # costs more (about 150 instructions a call) than the method call it saves.
-        cat = message.get("catId")
         message_id = message.get("id")
         # is_id inline (every stored message): an id is a non-empty string.
         if not isinstance(cat, str) or not isinstance(message_id, str) or not message_id:
@@ -201,15 +202,18 @@ class HistoryMerge(CallbackPlacement):
         else:
             # Version 1.1: refused exactly as a live one is. Version 1 showed it as a
             # bubble of its own, so a client that joined late showed the turn twice
-            # (its stored stream message and this).
-            self._refuse(
+            # (its stored stream message and this). _refuse, written out (a late
+            # joiner's every page repeats these): the thread id is a string already.
+            rejected = refusal(
                 line,
                 _CALLBACK_WITHOUT_INVOCATION,
                 f"stored callback {message_id!r} from {cat!r} carries no turn id "
                 "(extra.stream.invocationId); it is never guessed",
-                changes,
                 thread.id,
             )
+            self._rejected.append(rejected)
+            if changes is not None:
+                changes.append(rejected)
 
     def _stored_draft(
         self,
@@ -249,16 +253,19 @@ class HistoryMerge(CallbackPlacement):
     ) -> None:
         """Section 7: a stored stream message is its turn's final text and closes the
         turn, unless a callback replaced the turn (the table decides)."""
-        turn = thread.turn(turn_id)
+        turn = thread.turns.get(turn_id)  # known, on every page after the first
+        if turn is None:
+            turn = thread.turn(turn_id)
         _, action, activity = turn.step(_STORED_MESSAGE)
         if action is not _SET_TEXT:
             if activity is _CLOSES:  # replaced: the bubble stays, the work ended
                 self._stopped(thread, turn, _STORED, line, changes)
             return
-        # The table closed the turn, so a primary made here starts done.
-        made = turn.primary is None
-        bubble = self._primary(thread, turn, cat, ts, line, changes, text)
-        if not made:
+        bubble = turn.primary
+        if bubble is None:
+            # The table closed the turn, so a primary made here starts done.
+            self._primary(thread, turn, cat, ts, line, changes, text)
+        else:
             self._set_text(bubble, text, line, changes)
             self._stop_streaming(turn, line, changes)
         if activity is _CLOSES:
