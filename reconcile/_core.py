@@ -29,7 +29,7 @@ from ._bubbles import (
     refusal,
 )
 from ._errors import Reason
-from ._thread import ThreadState
+from ._thread import _LIST_LIMIT, ThreadState
 from ._turns import _CLOSED_STATES, Activity, Turn, TurnEnd, TurnInput
 
 __all__ = ["EngineCore", "Sink"]
@@ -207,7 +207,9 @@ class EngineCore:
         bubble._ts = ts
         bubble._number = number
         order = thread.order
-        if order.__class__ is list and (not order or order[-1]._ts <= ts):
+        if order.__class__ is list and (
+            not order or (order[-1]._ts <= ts and len(order) < _LIST_LIMIT)
+        ):
             # Nearly always: the bubble sorts last, since no bubble has a larger
             # creation number and none a later timestamp (see ThreadState.insert).
             order.append(bubble)

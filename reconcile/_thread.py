@@ -42,8 +42,9 @@ assert Turn.__slots__ == ("id", "state", "primary"), "the inline Turn no longer 
 #: A bubble's display key: (timestamp of its creating event, creation number).
 _display_key = attrgetter("_ts", "_number")
 
-#: Up to this many bubbles a thread's order stays a plain list; see ThreadState.insert.
-#: It is the load of a SortedList's sublists, which it inserts into the same way.
+#: A thread's order is a plain list while it holds fewer bubbles than this; see
+#: ThreadState.insert. It is the load of a SortedList's sublists, which it inserts
+#: into the same way.
 _LIST_LIMIT: int = SortedList.DEFAULT_LOAD_FACTOR
 
 
@@ -109,17 +110,19 @@ class ThreadState:
     def insert(self, bubble: Bubble) -> None:
         """Put a new bubble in the order when it does not simply go last.
 
-        The engine appends a new bubble itself when the order is a plain list and the
-        bubble sorts last: its creation number is the largest yet, so it does unless its
-        timestamp is earlier than the last bubble's (a history page, a late event). That
-        is nearly every bubble, so a thread costs one list and each bubble one append,
-        instead of a ``SortedList`` (about 4,400 instructions to make) and its ``add``.
+        The engine appends a new bubble itself while the order is a short plain list
+        and the bubble sorts last: its creation number is the largest yet, so it does
+        unless its timestamp is earlier than the last bubble's (a history page, a late
+        event). That is nearly every bubble, so a thread costs one list and each bubble
+        one append, instead of a ``SortedList`` (about 4,400 instructions to make) and
+        its ``add``.
 
-        Otherwise it lands here. Up to :data:`_LIST_LIMIT` bubbles a binary search and
-        an insertion into the list moves at most that many references, as a
-        ``SortedList`` does inside one of its sublists; a longer list becomes a
-        ``SortedKeyList`` for good, so an insertion stays O(log n) however long the
-        thread. Readers only iterate, index, slice and take ``len``, which both offer.
+        Otherwise it lands here. Below :data:`_LIST_LIMIT` bubbles it is a binary search
+        and an insertion that moves at most that many references, as a ``SortedList``
+        does inside one of its sublists. At the limit the list becomes a
+        ``SortedKeyList`` for good: an insertion stays O(log n) however long the thread,
+        and the change itself costs O(limit), never a pause as long as the thread.
+        Readers only iterate, index, slice and take ``len``, which both offer.
         """
         order = self.order
         if isinstance(order, list):

@@ -14,6 +14,7 @@ import random
 import pytest
 from sortedcontainers import SortedKeyList
 
+import reconcile._core as core_module
 import reconcile._thread as thread_module
 from reconcile import Bubble, Origin, Reconciler, Status
 from reconcile.testing.simulate import Shape, generate
@@ -105,6 +106,7 @@ def test_a_long_order_becomes_a_sorted_key_list_and_views_follow(monkeypatch, li
     assert expected._threads["t1"].order.__class__ is list
 
     monkeypatch.setattr(thread_module, "_LIST_LIMIT", limit)
+    monkeypatch.setattr(core_module, "_LIST_LIMIT", limit)
     r = Reconciler()
     r.receive_message(events[0])
     view = r.bubbles("t1")  # taken while the order is a list, read after it changed
@@ -119,6 +121,23 @@ def test_a_long_order_becomes_a_sorted_key_list_and_views_follow(monkeypatch, li
     # Once sorted, a bubble that sorts last still goes last.
     r.receive_message(msg("system_info", content="last", timestamp=1000))
     assert view[-1].text == "last"
+
+
+def test_an_order_in_time_order_stops_being_a_list_at_the_limit(monkeypatch):
+    # A long list never has to be changed at once: a pause as long as the thread.
+    monkeypatch.setattr(thread_module, "_LIST_LIMIT", 5)
+    monkeypatch.setattr(core_module, "_LIST_LIMIT", 5)
+    r, _ = feed(system_lines(range(5)))
+    assert r._threads["t1"].order.__class__ is list
+    r, _ = feed(system_lines(range(6)))
+    assert isinstance(r._threads["t1"].order, SortedKeyList)
+    assert [b.text for b in r.bubbles("t1")] == [f"line {i}" for i in range(6)]
+
+
+def test_the_list_limit_is_a_sorted_lists_load():
+    from sortedcontainers import SortedList
+
+    assert thread_module._LIST_LIMIT == core_module._LIST_LIMIT == SortedList.DEFAULT_LOAD_FACTOR
 
 
 def test_a_view_slice_is_a_copy_the_caller_may_change():
