@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._bubbles import BubbleAdded, Origin, Status, refusal
+from ._bubbles import BubbleAdded, BubbleUpdated, Origin, Status, Update, refusal
 from ._callbacks import CallbackPlacement, is_explicit_post
 from ._core import Sink
 from ._errors import Reason
@@ -33,6 +33,7 @@ _SET_TEXT = Action.SET_TEXT
 _CLOSES = Activity.CLOSES
 _STORED = TurnEnd.STORED
 _STREAM, _DONE = Origin.STREAM, Status.DONE
+_TEXT_SET, _CLOSED = Update.TEXT_SET, Update.CLOSED
 _CALLBACK_WITHOUT_INVOCATION = Reason.CALLBACK_WITHOUT_INVOCATION
 
 
@@ -277,7 +278,11 @@ class HistoryMerge(CallbackPlacement):
             # The table closed the turn, so a primary made here starts done.
             self._primary(thread, turn, cat, ts, line, changes, text)
         else:
-            self._set_text(bubble, text, line, changes)
-            self._stop_streaming(turn, line, changes)
+            # _set_text and _stop_streaming, written out: a page the client has seen
+            # before brings each of its turns' stored messages again.
+            if bubble.set_text(text) and changes is not None:
+                changes.append(BubbleUpdated(bubble, _TEXT_SET, line))
+            if bubble.settle() and changes is not None:
+                changes.append(BubbleUpdated(bubble, _CLOSED, line))
         if activity is _CLOSES:
             self._stopped(thread, turn, _STORED, line, changes)
