@@ -88,7 +88,9 @@ class HistoryMerge(CallbackPlacement):
                     self._refuse_line(line, f"not strict JSON: {exc}", changes)
                     return None
                 return self._history(exact, line, changes)
-        thread = self._thread(thread_id)
+        thread = self._threads.get(thread_id)  # _thread, inline for a known thread
+        if thread is None:
+            thread = self._thread(thread_id)
         stored_message = self._stored_message
         callbacks = drafts = 0
         for message in messages:
