@@ -76,3 +76,29 @@ def test_what_a_page_lacked_is_counted_as_before_with_user_messages_between():
     rules = {rule.key: rule.count for rule in report.rules}
     assert rules["stored_callback_without_turn"] == 1
     assert rules["draft_without_parent"] == 1
+
+
+def test_draft_ids_are_told_by_their_whole_prefix_as_the_reference_tells_them():
+    from reconcile.testing.reference import replay
+
+    from .helpers import without_details
+
+    events = [
+        page(stored("d-1", "starts with d"), stored("drafty", "not a draft id"),
+             stored("draft-", "the bare prefix"), stored("draft-T1", "a draft"),
+             stored("draft-T2", "flagged too", isDraft=True),
+             stored("dr", "short", origin="callback"),
+             stored("draft-T3", "a stored callback", origin="callback"),
+             stored("m9", "flagged, plain id", isDraft=True,
+                    extra={"stream": {"invocationId": "T4"}})),
+    ]
+    r, _ = feed(events)
+    assert without_details(r.to_dict()) == without_details(replay(events))
+    texts = {b.text: b.invocation for b in r.bubbles("t1")}
+    assert texts["starts with d"] is None and texts["not a draft id"] is None
+    assert texts["a draft"] == "T1" and texts["flagged, plain id"] == "T4"
+    assert "the bare prefix" not in texts  # a draft that names no turn fills nothing
+    report = check_lines([json.dumps(e) for e in events])
+    rules = {rule.key: rule.count for rule in report.rules}
+    assert rules["draft_without_parent"] == 4
+    assert rules["stored_callback_without_turn"] == 2
