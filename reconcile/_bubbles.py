@@ -112,7 +112,8 @@ class Bubble:
         "_blocks_view",
         "error",
         "_parts",
-        "_key",
+        "_ts",
+        "_number",
     )
 
     def __init__(
@@ -149,11 +150,12 @@ class Bubble:
         self.error = error
         # Text as a list of parts: appending a chunk is O(1), reading joins once.
         self._parts = [text]
-        # Ordering key: (creating event's timestamp, creation number, bubble). The
-        # engine stores this very tuple in the thread's sorted list (one tuple, not
-        # two); creation numbers are unique, so comparisons never reach the bubble.
-        # It never changes: a replacement keeps the bubble's place (section 5).
-        self._key: tuple[int, int, Bubble] = (ts, number, self)
+        # Display order: (creating event's timestamp, creation number). Both never
+        # change: a replacement keeps the bubble's place (section 5). Two fields, not
+        # a key tuple (ts, number, bubble): a bubble holding a tuple that holds the
+        # bubble is a reference cycle, freed only by the cyclic garbage collector.
+        self._ts = ts
+        self._number = number
 
     # ------------------------------------------------------------------ reading
 
@@ -194,8 +196,12 @@ class Bubble:
 
     @property
     def sort_key(self) -> tuple[int, int, Bubble]:
-        """(timestamp of the creating event, creation number, bubble): display order."""
-        return self._key
+        """(timestamp of the creating event, creation number, bubble): display order.
+
+        A new tuple on each read. Creation numbers are unique, so comparing two keys
+        never reaches the bubble.
+        """
+        return (self._ts, self._number, self)
 
     # ------------------------------------------------------------------ changing
     # Used by the engine only. Each returns whether the bubble changed where it can
@@ -203,7 +209,10 @@ class Bubble:
 
     def set_text(self, text: str) -> bool:
         """Replace the text (a callback snapshot or a stored message)."""
-        if self.text == text:
+        parts = self._parts
+        # The text property, inline for the usual single part: every stored message
+        # of a page the client has seen before compares its text here.
+        if (parts[0] if len(parts) == 1 else self.text) == text:
             return False
         self._parts = [text]
         return True

@@ -29,7 +29,7 @@ from ._bubbles import (
     refusal,
 )
 from ._errors import Reason
-from ._thread import ThreadState
+from ._thread import _LIST_LIMIT, ThreadState
 from ._turns import _CLOSED_STATES, Activity, Turn, TurnEnd, TurnInput
 
 __all__ = ["EngineCore", "Sink"]
@@ -47,7 +47,7 @@ _STREAM, _CALLBACK, _SYSTEM = Origin.STREAM, Origin.CALLBACK, Origin.SYSTEM
 _CLOSE, _START = TurnInput.CLOSE, TurnInput.START
 _OPENS, _CLOSES = Activity.OPENS, Activity.CLOSES
 _UNBOUND_EVENT = Reason.UNBOUND_EVENT
-_CLOSED = Update.CLOSED
+_CLOSED, _TEXT_SET = Update.CLOSED, Update.TEXT_SET
 _new = object.__new__
 
 # The change objects of every turn (added, opened, closed) are built below without a
@@ -67,6 +67,11 @@ assert TurnOpened._fields == ("thread", "cat", "turn", "line", "timestamp"), (
 assert TurnClosed._fields == ("thread", "cat", "turn", "how", "line"), (
     "the inline TurnClosed in _core no longer sets every field"
 )
+# Bubble's too (its __init__ takes 11 arguments): _new_bubble sets these slots, all.
+assert Bubble.__slots__ == (
+    "id", "thread", "cat", "invocation", "origin", "status", "message_id", "thinking",
+    "_tools", "_blocks", "_tools_view", "_blocks_view", "error", "_parts", "_ts", "_number",
+), "the inline Bubble in _core no longer sets every field"
 
 
 class EngineCore:
@@ -182,12 +187,35 @@ class EngineCore:
         # One string object per agent name, shared by all its bubbles, instead of the
         # copy each decoded event brings (about 50 bytes per bubble).
         cat = self._names.setdefault(cat, cat)
-        bubble = Bubble(
-            f"b{number}", thread.id, cat, invocation, origin, status, text, ts, number,
-            message_id, error,
-        )
-        thread.order.add(bubble.sort_key)
-        self._bubbles[bubble.id] = bubble
+        # Bubble(bubble_id, thread.id, cat, ...), inline: every field of Bubble's
+        # __init__, in its order (see the assertion at the top of this module).
+        bubble = _new(Bubble)
+        bubble.id = bubble_id = f"b{number}"
+        bubble.thread = thread.id
+        bubble.cat = cat
+        bubble.invocation = invocation
+        bubble.origin = origin
+        bubble.status = status
+        bubble.message_id = message_id
+        bubble.thinking = ""
+        bubble._tools = None
+        bubble._blocks = None
+        bubble._tools_view = ()
+        bubble._blocks_view = ()
+        bubble.error = error
+        bubble._parts = [text]
+        bubble._ts = ts
+        bubble._number = number
+        order = thread.order
+        if order.__class__ is list and (
+            not order or (order[-1]._ts <= ts and len(order) < _LIST_LIMIT)
+        ):
+            # Nearly always: the bubble sorts last, since no bubble has a larger
+            # creation number and none a later timestamp (see ThreadState.insert).
+            order.append(bubble)
+        else:
+            thread.insert(bubble)
+        self._bubbles[bubble_id] = bubble
         return bubble
 
     def _primary(
@@ -248,7 +276,7 @@ class EngineCore:
         """Set a snapshot text; a text equal to the current one is no change at all."""
         if bubble.set_text(text):
             if changes is not None:
-                changes.append(BubbleUpdated(bubble, Update.TEXT_SET, line))
+                changes.append(BubbleUpdated(bubble, _TEXT_SET, line))
 
     def _give_message_id(
         self,
@@ -266,7 +294,7 @@ class EngineCore:
         """
         known = thread.by_message_id.get(message_id)
         if known is not None:
-            if bubble.sort_key[1] < known.sort_key[1]:
+            if bubble._number < known._number:  # the creation numbers
                 thread.by_message_id[message_id] = bubble
             return
         thread.by_message_id[message_id] = bubble

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sortedcontainers import SortedKeyList  # type: ignore[import-untyped]
+
 from ._bubbles import Origin, Status
 
 if TYPE_CHECKING:
@@ -22,12 +24,13 @@ def check(engine: EngineCore) -> None:
     numbers: list[int] = []
     for thread_id, thread in engine._threads.items():
         assert thread.id == thread_id
-        keys = [(ts, n) for ts, n, _ in thread.order]
+        order = thread.order
+        assert order.__class__ is list or isinstance(order, SortedKeyList)
+        keys = [bubble.sort_key[:2] for bubble in order]
         assert keys == sorted(keys), "order is sorted by (timestamp, creation number)"
         in_thread: set[str] = set()
-        for entry in thread.order:
-            ts, number, bubble = entry
-            assert bubble.sort_key is entry, "a bubble's key is its sorted-list entry"
+        for bubble in order:
+            number = bubble.sort_key[1]
             assert bubble.id == f"b{number}"
             assert engine._bubbles[bubble.id] is bubble
             assert bubble.thread == thread_id

@@ -200,7 +200,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         Raises:
             KeyError: the thread does not exist (yet).
         """
-        return ThreadBubbles(self._threads[thread].order)
+        return ThreadBubbles(self._threads[thread])
 
     def bubble(self, bubble_id: str) -> Bubble:
         """The bubble with this id. Complexity: O(1). Raises ``KeyError``."""
@@ -274,7 +274,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         """The protocol section 9 document (what ``replay --json`` prints)."""
         return {
             "threads": {
-                h: [entry[2].to_dict() for entry in t.order] for h, t in self._threads.items()
+                h: [bubble.to_dict() for bubble in t.order] for h, t in self._threads.items()
             },
             "rejected": [r.to_dict() for r in self._rejected],
             "stats": self.stats.to_dict(),

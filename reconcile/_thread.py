@@ -11,23 +11,41 @@ O(log n) insertion into the ordered bubble list:
 * ``stored``: history message id -> a turn-less stored bubble;
 * ``held_blocks``: message id -> rich block ids waiting for their bubble;
 * ``running``: turn id -> (agent, since, line) of each running turn, in opening order;
-* ``order``: a ``SortedList`` of (timestamp, creation number, bubble). The key is set
-  when the bubble is made and never changes (a replacement keeps its place), which is
-  what lets a late callback land where its turn began (section 5, order).
+* ``order``: the thread's bubbles in display order, by (timestamp of the creating
+  event, creation number). The key is set when the bubble is made and never changes
+  (a replacement keeps its place), which is what lets a late callback land where its
+  turn began (section 5, order). See :meth:`ThreadState.insert` for its container.
 """
 
 from __future__ import annotations
 
+from bisect import insort
+from operator import attrgetter
 from typing import Any
 
-from sortedcontainers import SortedList  # type: ignore[import-untyped]
+from sortedcontainers import SortedKeyList, SortedList  # type: ignore[import-untyped]
 
 from ._bubbles import Bubble
-from ._turns import Turn
+from ._turns import Turn, TurnState
 
 __all__ = ["ThreadState"]
 
 _NO_EPOCH = object()
+_OPEN = TurnState.OPEN
+_new = object.__new__
+
+# ThreadState.turn builds a Turn without calling the class: a Python __init__ costs,
+# called from the interpreter, about 530 instructions more than the three slot stores
+# written out. Only right while these are Turn's fields, in full.
+assert Turn.__slots__ == ("id", "state", "primary"), "the inline Turn no longer sets every field"
+
+#: A bubble's display key: (timestamp of its creating event, creation number).
+_display_key = attrgetter("_ts", "_number")
+
+#: A thread's order is a plain list while it holds fewer bubbles than this; see
+#: ThreadState.insert. It is the load of a SortedList's sublists, which it inserts
+#: into the same way.
+_LIST_LIMIT: int = SortedList.DEFAULT_LOAD_FACTOR
 
 
 class ThreadState:
@@ -53,7 +71,8 @@ class ThreadState:
 
     def __init__(self, thread_id: str) -> None:
         self.id = thread_id
-        self.order: SortedList = SortedList()
+        # The bubbles in display order: a plain list, appended to (see insert).
+        self.order: list[Bubble] | SortedKeyList = []
         # Largest timestamp seen; events without one take it (0 before any is seen;
         # timestamps may be negative, so "seen" is tracked apart from the value).
         self.max_ts = 0
@@ -85,8 +104,36 @@ class ThreadState:
         or a ``turnInvocationId`` may name a turn that was never announced."""
         turn = self.turns.get(turn_id)
         if turn is None:
-            turn = self.turns[turn_id] = Turn(turn_id)
+            turn = self.turns[turn_id] = _new(Turn)  # Turn(turn_id), inline
+            turn.id = turn_id
+            turn.state = _OPEN
+            turn.primary = None
         return turn
+
+    def insert(self, bubble: Bubble) -> None:
+        """Put a new bubble in the order when it does not simply go last.
+
+        The engine appends a new bubble itself while the order is a short plain list
+        and the bubble sorts last: its creation number is the largest yet, so it does
+        unless its timestamp is earlier than the last bubble's (a history page, a late
+        event). That is nearly every bubble, so a thread costs one list and each bubble
+        one append, instead of a ``SortedList`` (about 4,400 instructions to make) and
+        its ``add``.
+
+        Otherwise it lands here. Below :data:`_LIST_LIMIT` bubbles it is a binary search
+        and an insertion that moves at most that many references, as a ``SortedList``
+        does inside one of its sublists. At the limit the list becomes a
+        ``SortedKeyList`` for good: an insertion stays O(log n) however long the thread,
+        and the change itself costs O(limit), never a pause as long as the thread.
+        Readers only iterate, index, slice and take ``len``, which both offer.
+        """
+        order = self.order
+        if isinstance(order, list):
+            if len(order) < _LIST_LIMIT:
+                insort(order, bubble, key=_display_key)
+                return
+            order = self.order = SortedKeyList(order, key=_display_key)
+        order.add(bubble)
 
     def see_timestamp(self, ts: int) -> None:
         """Section 2 step 5: remember the thread's largest timestamp."""

@@ -7,12 +7,13 @@ however long the trace, and nothing a caller does to a view changes the engine.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TypeVar, overload
-
-from sortedcontainers import SortedList  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING, TypeVar, overload
 
 from ._bubbles import Bubble
 from ._values import FrozenValue
+
+if TYPE_CHECKING:
+    from ._thread import ThreadState
 
 __all__ = ["Stats", "ThreadBubbles", "LogView"]
 
@@ -62,13 +63,16 @@ class ThreadBubbles(Sequence[Bubble]):
     Complexity: ``len`` O(1), indexing O(log n), iteration O(n).
     """
 
-    __slots__ = ("_order",)
+    # The thread, not its order: a thread's order may change container (a plain list
+    # becomes a SortedKeyList once it is long, see ThreadState.insert), and the view
+    # stays live across that. Both containers hold the bubbles themselves.
+    __slots__ = ("_thread",)
 
-    def __init__(self, order: SortedList) -> None:
-        self._order = order
+    def __init__(self, thread: ThreadState) -> None:
+        self._thread = thread
 
     def __len__(self) -> int:
-        return len(self._order)
+        return len(self._thread.order)
 
     @overload
     def __getitem__(self, index: int) -> Bubble: ...
@@ -77,14 +81,11 @@ class ThreadBubbles(Sequence[Bubble]):
     def __getitem__(self, index: slice) -> list[Bubble]: ...
 
     def __getitem__(self, index: int | slice) -> Bubble | list[Bubble]:
-        if isinstance(index, slice):
-            return [entry[2] for entry in self._order[index]]
-        bubble: Bubble = self._order[index][2]
-        return bubble
+        # A slice of either container is a new list: the caller never holds the order.
+        return self._thread.order[index]
 
     def __iter__(self) -> Iterator[Bubble]:
-        for entry in self._order:
-            yield entry[2]
+        return iter(self._thread.order)
 
     def __repr__(self) -> str:
         return f"ThreadBubbles({list(self)!r})"

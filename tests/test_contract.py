@@ -216,11 +216,11 @@ def test_check_merges_pages_with_integers_beyond_64_bits_as_receive_line_does(mo
         reference.receive_line(line)
 
     def state(r):
-        return {h: [(key[0], key[1], bubble.to_dict()) for key in t.order for bubble in [key[2]]]
+        return {h: [(*bubble.sort_key[:2], bubble.to_dict()) for bubble in t.order]
                 for h, t in r._threads.items()}
 
     assert state(engine) == state(reference)
-    stamps = [key[0] for key in engine._threads["t1"].order]
+    stamps = [bubble.sort_key[0] for bubble in engine._threads["t1"].order]
     assert {-huge, huge, huge + 1} <= set(stamps) and all(type(ts) is int for ts in stamps)
     assert list(engine.rejected) == list(reference.rejected)
     assert rules_of(report)["stored_callback_without_turn"] == (3, 3, True)

@@ -290,7 +290,7 @@ def test_missing_timestamp_takes_the_threads_largest():
         chunk("c", "P2", cat="codex", timestamp=100), chunk("o"),
     ])
     assert [b.text for b in r.bubbles("t1")] == ["c", "o"]
-    assert [b._key[0] for b in r.bubbles("t1")] == [100, 900]
+    assert [b.sort_key[0] for b in r.bubbles("t1")] == [100, 900]
 
 
 def test_threads_are_listed_in_order_of_existence():
@@ -432,7 +432,7 @@ def test_turnless_stored_messages_are_keyed_by_their_id():
 
 def test_history_timestamps_count_as_seen():
     r, _ = feed([history([stored("x1", "v", timestamp=5000)]), msg("system_info", content="after")])
-    assert [b._key[0] for b in r.bubbles("t1")] == [5000, 5000]
+    assert [b.sort_key[0] for b in r.bubbles("t1")] == [5000, 5000]
 
 
 # ---------------------------------------------------------------- changes and API
@@ -690,9 +690,9 @@ def test_feed_ends_where_receive_line_does_on_every_kind_of_line():
     assert list(fed.rejected) == list(one_by_one.rejected) and len(fed.rejected) > 5
     assert list(fed.gaps) == list(one_by_one.gaps)
     assert fed.lines == one_by_one.lines == len(lines)
-    assert {h: [key[:2] for key in fed._threads[h].order] for h in fed.threads} == {
-        h: [key[:2] for key in one_by_one._threads[h].order] for h in one_by_one.threads}
-    assert any(key[0] == huge for key in fed._threads["t1"].order)
+    assert {h: [b.sort_key[:2] for b in fed.bubbles(h)] for h in fed.threads} == {
+        h: [b.sort_key[:2] for b in one_by_one.bubbles(h)] for h in one_by_one.threads}
+    assert any(b.sort_key[0] == huge for b in fed.bubbles("t1"))
 
 
 def test_feed_check_and_receive_line_agree_on_pages_deeper_than_the_exact_decoder_reads():

@@ -1,0 +1,148 @@
+"""How the engine builds bubbles and keeps each thread's display order.
+
+The engine builds a bubble without calling ``Bubble.__init__`` and keeps a thread's
+order in a plain list until the list is long (see ``ThreadState.insert``); these tests
+pin that both give exactly what the plain, obvious versions would.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+
+import pytest
+from sortedcontainers import SortedKeyList
+
+import reconcile._core as core_module
+import reconcile._thread as thread_module
+from reconcile import Bubble, Origin, Reconciler, Status
+from reconcile.testing.simulate import Shape, generate
+
+from .helpers import HERE, announce, callback, chunk, done, feed, msg
+
+HISTORY_CAPTURE = HERE / "data" / "real-server" / "history-record2.jsonl"
+
+
+def fields(bubble: Bubble) -> dict[str, object]:
+    return {name: getattr(bubble, name) for name in Bubble.__slots__}
+
+
+def system_lines(stamps, thread="t1"):
+    return [msg("system_info", thread, content=f"line {i}", timestamp=ts)
+            for i, ts in enumerate(stamps)]
+
+
+def test_a_bubble_the_engine_builds_equals_one_built_by_its_init():
+    r, _ = feed([
+        announce("T1", timestamp=10), chunk("hi", timestamp=11),
+        callback("snap", "T2", message_id="m1", timestamp=12),
+        msg("error", error="boom", timestamp=13),
+        msg("system_info", content="plain", timestamp=14),
+    ])
+    built = list(r.bubbles("t1"))
+    assert len(built) >= 3
+    for bubble in built:
+        ts, number, same = bubble.sort_key
+        assert same is bubble and bubble.id == f"b{number}"
+        by_init = Bubble(
+            bubble.id, bubble.thread, bubble.cat, bubble.invocation, bubble.origin,
+            bubble.status, bubble.text, ts, number, bubble.message_id, bubble.error,
+        )
+        # Only what the bubble gathered after it was made may differ.
+        expected = fields(by_init)
+        expected.update(thinking=bubble.thinking, _tools=bubble._tools,
+                        _blocks=bubble._blocks, _tools_view=bubble._tools_view,
+                        _blocks_view=bubble._blocks_view)
+        assert fields(bubble) == expected
+
+
+def test_a_new_bubble_has_every_field_set_and_nothing_gathered_yet():
+    r, _ = feed([msg("system_info", content="plain", timestamp=7)])
+    (bubble,) = r.bubbles("t1")
+    assert fields(bubble) == {
+        "id": "b1", "thread": "t1", "cat": "opus", "invocation": None,
+        "origin": Origin.SYSTEM, "status": Status.DONE, "message_id": None, "thinking": "",
+        "_tools": None, "_blocks": None, "_tools_view": (), "_blocks_view": (),
+        "error": None, "_parts": ["plain"], "_ts": 7, "_number": 1,
+    }
+    assert bubble.sort_key == (7, 1, bubble)
+
+
+def test_bubbles_are_freed_without_the_cycle_collector():
+    # No bubble refers to itself (its key is two numbers, not a tuple holding it), so
+    # dropping an engine frees its bubbles at once, as reference counting does.
+    lines = list(generate(3, Shape(turns=40, threads=2, agents=2)))
+    lines += HISTORY_CAPTURE.read_bytes().splitlines()
+    gc.collect()
+    gc.disable()
+    try:
+        r = Reconciler()
+        for line in lines:
+            r.receive_line(line)
+        assert len(r._bubbles) > 50
+        del r
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+def test_order_is_by_timestamp_then_creation_whatever_order_stamps_arrive_in():
+    stamps = [5, 3, 9, 1, 9, 2, 2, 10, 0, -4]
+    r, _ = feed(system_lines(stamps))
+    keys = [b.sort_key[:2] for b in r.bubbles("t1")]
+    assert keys == sorted((ts, n) for n, ts in enumerate(stamps, 1))
+    assert r.bubbles("t1").__class__.__name__ == "ThreadBubbles"
+    assert r._threads["t1"].order.__class__ is list
+
+
+@pytest.mark.parametrize("limit", [1, 4, 10])
+def test_a_long_order_becomes_a_sorted_key_list_and_views_follow(monkeypatch, limit):
+    rng = random.Random(limit)
+    stamps = [rng.randrange(40) for _ in range(30)]
+    events = system_lines(stamps[:5]) + [announce("T1", timestamp=3), chunk("a", timestamp=50)]
+    events += system_lines(stamps[5:]) + [done(timestamp=1), callback("late", "T1", timestamp=2)]
+    expected, _ = feed(events)  # the default limit: a plain list throughout
+    assert expected._threads["t1"].order.__class__ is list
+
+    monkeypatch.setattr(thread_module, "_LIST_LIMIT", limit)
+    monkeypatch.setattr(core_module, "_LIST_LIMIT", limit)
+    r = Reconciler()
+    r.receive_message(events[0])
+    view = r.bubbles("t1")  # taken while the order is a list, read after it changed
+    for event in events[1:]:
+        r.receive_message(event)
+    r._check()
+    assert isinstance(r._threads["t1"].order, SortedKeyList)
+    assert json.dumps(r.to_dict()) == json.dumps(expected.to_dict())
+    assert list(view) == list(r.bubbles("t1")) and len(view) == len(stamps) + 1
+    assert view[0] is r.bubbles("t1")[0] and view[-1].text == "late"
+    assert [b.id for b in view[2:5]] == [b.id for b in list(view)[2:5]]
+    # Once sorted, a bubble that sorts last still goes last.
+    r.receive_message(msg("system_info", content="last", timestamp=1000))
+    assert view[-1].text == "last"
+
+
+def test_an_order_in_time_order_stops_being_a_list_at_the_limit(monkeypatch):
+    # A long list never has to be changed at once: a pause as long as the thread.
+    monkeypatch.setattr(thread_module, "_LIST_LIMIT", 5)
+    monkeypatch.setattr(core_module, "_LIST_LIMIT", 5)
+    r, _ = feed(system_lines(range(5)))
+    assert r._threads["t1"].order.__class__ is list
+    r, _ = feed(system_lines(range(6)))
+    assert isinstance(r._threads["t1"].order, SortedKeyList)
+    assert [b.text for b in r.bubbles("t1")] == [f"line {i}" for i in range(6)]
+
+
+def test_the_list_limit_is_a_sorted_lists_load():
+    from sortedcontainers import SortedList
+
+    assert thread_module._LIST_LIMIT == core_module._LIST_LIMIT == SortedList.DEFAULT_LOAD_FACTOR
+
+
+def test_a_view_slice_is_a_copy_the_caller_may_change():
+    r, _ = feed(system_lines([3, 1, 2]))
+    view = r.bubbles("t1")
+    part = view[0:2]
+    part.clear()
+    assert [b.text for b in view] == ["line 1", "line 2", "line 0"]
