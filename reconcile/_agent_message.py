@@ -279,8 +279,8 @@ class AgentMessageHandlers(CallbackPlacement):
             if turn_id:
                 turn = thread.turns.get(turn_id)
             elif parent:
-                agents = thread.latest.get(parent)
-                turn = agents.get(cat) if agents is not None else None
+                parents = thread.latest.get(cat)
+                turn = parents.get(parent) if parents is not None else None
                 if turn is None:  # rule 2 never falls through
                     self._unbound(thread, line, "stream text", cat, changes)
                     return thread if changes is not None else (thread, kind, origin)

@@ -326,8 +326,8 @@ class EngineCore:
         if parent:
             # Rule 2: the latest turn announced under this parent. No fall-through:
             # an unknown parent must not be guessed into the open turn.
-            agents = thread.latest.get(parent)
-            return agents.get(agent) if agents is not None else None
+            parents = thread.latest.get(agent)
+            return parents.get(parent) if parents is not None else None
         turn = thread.open_turn.get(agent)  # rule 3: the open turn, if still open
         if turn is not None and turn.closed:
             return None
@@ -362,11 +362,11 @@ class EngineCore:
         if turn.state not in _CLOSED_STATES:  # a closed turn never reopens
             thread.open_turn[agent] = turn
         if isinstance(parent, str) and parent:
-            agents = thread.latest.get(parent)
-            if agents is None:
-                thread.latest[parent] = {agent: turn}
+            parents = thread.latest.get(agent)
+            if parents is None:
+                thread.latest[agent] = {parent: turn}
             else:
-                agents[agent] = turn
+                parents[parent] = turn
         if turn.step(_START)[2] is _OPENS:
             self._opened(thread, turn, agent, ts, line, changes)
         return turn

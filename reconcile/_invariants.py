@@ -59,8 +59,8 @@ def check(engine: EngineCore) -> None:
         assert sorted(thread.running) == sorted(running), "running index = running turns"
         for turn in thread.open_turn.values():
             assert thread.turns[turn.id] is turn
-        for agents in thread.latest.values():
-            for turn in agents.values():
+        for parents in thread.latest.values():
+            for turn in parents.values():
                 assert thread.turns[turn.id] is turn
         for message_id, bubble in thread.by_message_id.items():
             assert bubble.message_id == message_id and bubble.id in in_thread

@@ -5,7 +5,7 @@ O(log n) insertion into the ordered bubble list:
 
 * ``turns``: turn id -> :class:`~reconcile._turns.Turn` (state + primary bubble);
 * ``open_turn``: agent -> the turn announced last for it (a closed one counts as none);
-* ``latest``: parent id -> agent -> the turn announced last under that parent;
+* ``latest``: agent -> parent id -> the turn announced last under that parent;
 * ``by_message_id``: message id -> the first bubble that carries it;
 * ``posts``: (turn id, message id) -> second posts and explicit posts;
 * ``stored``: history message id -> a turn-less stored bubble;
@@ -83,9 +83,10 @@ class ThreadState:
         self.seq_last = 0
         self.turns: dict[str, Turn] = {}
         self.open_turn: dict[str, Turn] = {}
-        # By parent id first, then agent: a lookup is two with one string key each,
-        # cheaper than one with a (agent, parent) tuple key, and a parent never seen
-        # (a client that joined mid-turn) is answered by the first.
+        # By agent, then parent id: a lookup is two with one string key each, cheaper
+        # than one with an (agent, parent) tuple key, and a turn costs one entry in
+        # its agent's dict (agents are few; a dict per parent would cost about 200
+        # bytes per turn, a tuple key about 60).
         self.latest: dict[str, dict[str, Turn]] = {}
         self.by_message_id: dict[str, Bubble] = {}
         self.posts: dict[tuple[str, str], Bubble] = {}
