@@ -46,6 +46,7 @@ from ._wire import (
     check_agent_message,
     check_decoded_integers,
     decode_json,
+    decoder_keys,
     epoch_key,
     is_id,
     needs_exact,
@@ -64,23 +65,6 @@ _RUNNING = TurnState.RUNNING
 _DONE_END = TurnEnd.DONE
 _TOOL = Update.TOOL
 _new = object.__new__
-
-
-def decoder_keys(*names: str) -> tuple[str, ...]:
-    """The ``str`` objects orjson hands out for these keys, in order.
-
-    orjson keeps one ``str`` object per short key and puts that very object in every
-    dict it decodes; those dicts are of CPython's general kind, which compares a key
-    that is not the same object character by character (a rich comparison, about 160
-    instructions), where the same object is answered by identity. Looking the fields
-    of a decoded event up with orjson's own objects spares that on every field found
-    (about 1,200 instructions per event on the simulator's trace). Nothing depends
-    on it but speed (tests/test_shortcuts.py feeds both kinds of keys): should
-    orjson hand out another object one day, the lookups compare as before.
-    """
-    keys = tuple(_loads(orjson.dumps(dict.fromkeys(names, 0))))
-    assert keys == names
-    return keys
 
 
 # The fields the fast path and the usual handlers read, as orjson's key objects

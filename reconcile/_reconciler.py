@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from ._agent_message import AgentMessageHandlers, decoder_keys
+from ._agent_message import AgentMessageHandlers
 from ._bubbles import Bubble, Change, Gap, Rejected, RunningTurn
 from ._errors import LocalTypeError
 from ._events import AgentMessage, History, OtherEvent
@@ -38,7 +38,7 @@ from ._turns import TurnEnd
 from ._invariants import check
 from ._views import LogView, Stats, ThreadBubbles
 from ._core import Sink
-from ._wire import WireError, decode_json, is_blank, needs_exact
+from ._wire import WireError, decode_json, decoder_keys, is_blank, needs_exact
 
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
