@@ -28,7 +28,8 @@ _DRAFT_WITHOUT_PARENT = "draft"
 # Enum members as module constants: ``TurnInput.STORED_MESSAGE`` goes through the enum
 # metaclass, about 940 instructions a read; a module global is a dictionary read. A
 # stored stream message read four of them.
-_STORED_MESSAGE = TurnInput.STORED_MESSAGE
+_STORED_MESSAGE, _START = TurnInput.STORED_MESSAGE, TurnInput.START
+_OPENS = Activity.OPENS
 _SET_TEXT = Action.SET_TEXT
 _CLOSES = Activity.CLOSES
 _STORED = TurnEnd.STORED
@@ -259,16 +260,23 @@ class HistoryMerge(CallbackPlacement):
         none; it never overwrites text seen live (the live text is newer)."""
         if turn_id is None:
             return
-        if turn_id not in thread.turns and isinstance(stream, dict):
-            parent = stream.get(_parentInvocationId)
-            if is_id(parent):
-                # Version 1.1: a draft naming its parent announces its turn, so a
-                # client that joined mid-turn binds the turn's later chunks.
-                self._open_turn(thread, turn_id, parent, cat, ts, line, changes)
-        turn = thread.turn(turn_id)
-        # A draft is the server's copy of a turn in progress: the turn runs.
-        self._start(thread, turn, cat, ts, line, changes)
-        self._primary(thread, turn, cat, ts, line, changes, text)
+        turn = thread.turns.get(turn_id)
+        if turn is None:
+            if isinstance(stream, dict):
+                parent = stream.get(_parentInvocationId)
+                if is_id(parent):
+                    # Version 1.1: a draft naming its parent announces its turn, so a
+                    # client that joined mid-turn binds the turn's later chunks.
+                    turn = self._open_turn(thread, turn_id, parent, cat, ts, line, changes)
+            if turn is None:
+                turn = thread.turn(turn_id)
+        # A draft is the server's copy of a turn in progress: the turn runs. (_start
+        # and _primary written out: a client that joined mid-turn reads the same draft
+        # again on every page until the turn ends, and that is no change.)
+        if turn.step(_START)[2] is _OPENS:
+            self._opened(thread, turn, cat, ts, line, changes)
+        if turn.primary is None:
+            self._primary(thread, turn, cat, ts, line, changes, text)
 
     def _stored_turn_message(
         self,
