@@ -70,14 +70,19 @@ class HistoryMerge(CallbackPlacement):
         past its depth) is refused having changed nothing. No scan of the whole line
         for big integers.
 
-        Returns, for ``check_lines``, what the page lacked by section 10: how many
-        stored callbacks had no ``extra.stream.invocationId`` (rule 2) and how many
-        drafts no ``extra.stream.parentInvocationId`` (rule 3); ``None`` for a page
-        refused whole.
+        Returns, for ``check_lines`` (which wants no changes: ``changes`` is ``None``),
+        what the page lacked by section 10: how many stored callbacks had no
+        ``extra.stream.invocationId`` (rule 2) and how many drafts no
+        ``extra.stream.parentInvocationId`` (rule 3); ``None`` for a page refused
+        whole, and for a caller that wants the changes (``receive_message``: a client
+        that joined mid-turn gets a page about every second).
         """
         thread_id = data.get(_threadId)
         messages = data.get(_messages)
-        if not isinstance(thread_id, str) or not isinstance(messages, list):
+        if not (
+            (thread_id.__class__ is str or isinstance(thread_id, str))
+            and (messages.__class__ is list or isinstance(messages, list))
+        ):
             self._refuse(
                 line, Reason.MALFORMED_EVENT, "history needs a string threadId and a messages list",
                 changes, thread_id,
@@ -121,7 +126,7 @@ class HistoryMerge(CallbackPlacement):
                     callbacks += 1
                 else:
                     drafts += 1
-        return callbacks, drafts
+        return (callbacks, drafts) if changes is None else None
 
     def _stored_message(
         self,
@@ -185,7 +190,10 @@ class HistoryMerge(CallbackPlacement):
             return None if turn_id is not None and turn_id is named else _CALLBACK_WITHOUT_TURN
         if draft_id or message.get(_isDraft) is True:
             self._stored_draft(thread, stream, cat, turn_id, text, ts, line, changes)
-            if isinstance(stream, dict) and is_id(stream.get(_parentInvocationId)):
+            # Rule 3's count, for check_lines only (it wants no changes).
+            if changes is not None or (
+                isinstance(stream, dict) and is_id(stream.get(_parentInvocationId))
+            ):
                 return None
             return _DRAFT_WITHOUT_PARENT
         if turn_id is not None:
