@@ -120,10 +120,13 @@ class AgentMessageHandlers(CallbackPlacement):
         """Section 2, steps 1 to 7, for one ``agent_message`` payload: the path of
         every event whose fields are all of exactly the right type.
 
-        ``raw`` is the line ``data`` was decoded from (orjson: an integer beyond 64
-        bits came back as a float), or ``None`` when ``data`` is exact (a decoded
-        message from an in-process caller: then it may hold integers no line could
-        bring, see ``check_decoded_integers``). Anything else goes to the general path.
+        ``data`` is exactly a ``dict`` (every caller checks ``__class__``): fields are
+        read by subscript, which in a subclass could call a ``__missing__`` and answer
+        a field the event does not carry. ``raw`` is the line ``data`` was decoded
+        from (orjson: an integer beyond 64 bits came back as a float), or ``None``
+        when ``data`` is exact (a decoded message from an in-process caller: then it
+        may hold integers no line could bring, see ``check_decoded_integers``).
+        Anything else goes to the general path.
 
         The most frequent event, a stream chunk for a running turn that already has
         its bubble, is applied here whole (one Python call per chunk); every other
@@ -159,13 +162,14 @@ class AgentMessageHandlers(CallbackPlacement):
         if not text and kind not in KNOWN_TYPES:
             self._ignored += 1
             return None
-        # Step 3: field types, each field read once. On a line a float never passes
-        # ``__class__ is int``: it goes the general way, which decodes the line again
-        # exactly (a 20-digit timestamp is an integer). The bounds hold on a line
-        # anyway (orjson yields 64-bit integers); they matter for a decoded message
-        # (see ``check_decoded_integers``). Each read is ``data.get(...)``, not a
-        # saved ``get = data.get``: making that bound method costs more than the
-        # method lookups it spares.
+        # Step 3: field types, each field read once (twice for the rare event the
+        # subscripts below miss). On a line a float never passes ``__class__ is
+        # int``: it goes the general way, which decodes the line again exactly (a
+        # 20-digit timestamp is an integer). The bounds hold on a line anyway (orjson
+        # yields 64-bit integers); they matter for a decoded message (see
+        # ``check_decoded_integers``). A field an event may lack is read with
+        # ``data.get(...)``, not a saved ``get = data.get``: making that bound method
+        # costs more than the method lookups it spares.
         try:
             # Nearly every event carries these two: a subscript costs about 100
             # instructions less than ``get``, and the KeyError of the rare event

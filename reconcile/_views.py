@@ -1,7 +1,8 @@
 """Read-only views the engine hands out: a thread's bubbles, its logs, its counters.
 
-Each view wraps the engine's own container without copying it, so reading is O(1)
-however long the trace, and nothing a caller does to a view changes the engine.
+Each view reads the engine's own containers without copying them (a thread's bubbles
+through the thread, whose order may change container), so making one is O(1) however
+long the trace, and nothing a caller does to a view changes the engine.
 """
 
 from __future__ import annotations

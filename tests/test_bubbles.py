@@ -146,3 +146,37 @@ def test_a_view_slice_is_a_copy_the_caller_may_change():
     part = view[0:2]
     part.clear()
     assert [b.text for b in view] == ["line 1", "line 2", "line 0"]
+
+
+def test_a_thread_past_the_real_limit_orders_as_the_reference_model_does():
+    # No monkeypatch: the thread crosses the limit the engine ships with, with stamps
+    # out of order, equal and negative, and history pages of earlier stored messages
+    # landing before and after the change of container.
+    from reconcile.testing.reference import replay
+
+    from .helpers import without_details
+
+    rng = random.Random(5)
+    limit = thread_module._LIST_LIMIT
+    events: list[dict[str, object]] = []
+    for i in range(limit + limit // 2):
+        if i % 250 == 249:
+            events.append({"event": "history", "data": {"threadId": "t1", "messages": [
+                {"id": f"s{i}-{j}", "catId": "codex", "content": f"stored {j}",
+                 "timestamp": rng.randrange(-50, 50)} for j in range(5)]}})
+        elif i % 7 == 0:
+            events += [announce(f"T{i}", parent=f"P{i}", timestamp=rng.randrange(-20, 20)),
+                       chunk("a", parent=f"P{i}", timestamp=i), done(parent=f"P{i}")]
+        else:
+            events.append(msg("system_info", content=f"line {i}",
+                              timestamp=rng.choice([i, -i, 0, rng.randrange(-i, i + 1)])))
+    r = Reconciler()
+    r.receive_message(events[0])
+    view = r.bubbles("t1")  # taken while the order is a plain list
+    for event in events[1:]:
+        r.receive_message(event)
+    r._check()
+    assert isinstance(r._threads["t1"].order, SortedKeyList)
+    assert without_details(r.to_dict()) == without_details(replay(events))
+    keys = [b.sort_key[:2] for b in view]
+    assert len(keys) > limit and keys == sorted(keys)

@@ -357,3 +357,22 @@ def test_an_unbound_refusal_of_an_agent_named_by_a_str_subclass_words_no_other_e
     assert [c.detail for c in same.receive_message(event)] == [
         "stream text from 'opus' binds to no turn"
     ]
+
+
+def test_a_dict_subclass_that_invents_missing_fields_is_read_as_its_items() -> None:
+    # The fast path reads fields by subscript, which in a defaultdict would call
+    # __missing__ (inventing "" for invocationId and timestamp, and storing them in the
+    # caller's dict). A subclass goes the general way, which reads what is there.
+    from collections import defaultdict
+
+    events = [ANNOUNCE, chunk("a", invocationId="P"), {"event": "agent_message", "data": {
+        "type": "text", "threadId": "t", "catId": "opus", "content": "b", "origin": "stream",
+        "turnInvocationId": "T"}}, {"event": "agent_message", "data": {
+        "type": "done", "threadId": "t", "catId": "opus", "turnInvocationId": "T"}}]
+    plain = Reconciler()
+    expected = [[describe(c) for c in plain.receive_message(event)] for event in events]
+    wrapped = [{"event": e["event"], "data": defaultdict(str, e["data"])} for e in events]
+    sub = Reconciler()
+    assert [[describe(c) for c in sub.receive_message(event)] for event in wrapped] == expected
+    assert final_state(sub) == final_state(plain) and not list(sub.rejected)
+    assert [dict(event["data"]) for event in wrapped] == [event["data"] for event in events]
