@@ -33,7 +33,16 @@ from typing import Any
 
 import orjson
 
-from ._bubbles import BubbleUpdated, Duplicate, Gap, Status, Superseded, Update
+from ._bubbles import (
+    BubbleUpdated,
+    Duplicate,
+    Gap,
+    Rejected,
+    Status,
+    Superseded,
+    Update,
+    _RejectedInTheMaking,
+)
 from ._callbacks import CallbackPlacement
 from ._core import Sink
 from ._errors import Reason
@@ -64,6 +73,7 @@ _APPENDED = Update.APPENDED
 _RUNNING = TurnState.RUNNING
 _DONE_END = TurnEnd.DONE
 _TOOL = Update.TOOL
+_UNBOUND_EVENT = Reason.UNBOUND_EVENT
 _new = object.__new__
 
 
@@ -270,7 +280,23 @@ class AgentMessageHandlers(CallbackPlacement):
                 parents = thread.latest.get(cat)
                 turn = parents.get(parent) if parents is not None else None
                 if turn is None:  # rule 2 never falls through
-                    self._unbound(thread, line, "stream text", cat, changes)
+                    # _unbound(thread, line, "stream text", cat, changes), written out
+                    # (a client that joined mid-turn refuses most of its chunks here;
+                    # tests/test_shortcuts.py compares the two): a Rejected built as
+                    # refusal() builds it, worded once per agent.
+                    rejected: Any = _RejectedInTheMaking()
+                    rejected.line = line
+                    rejected.reason = _UNBOUND_EVENT
+                    wordings = self._unbound_details.get(cat)
+                    detail = wordings.get("stream text") if wordings is not None else None
+                    if detail is None:
+                        detail = self._unbound_wording("stream text", cat)
+                    rejected.detail = detail
+                    rejected.thread = thread.id
+                    rejected.__class__ = Rejected
+                    self._rejected.append(rejected)
+                    if changes is not None:
+                        changes.append(rejected)
                     return thread if changes is not None else (thread, kind, origin)
             else:
                 turn = None

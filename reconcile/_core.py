@@ -142,11 +142,9 @@ class EngineCore:
         rejected.reason = _UNBOUND_EVENT
         if agent.__class__ is str and what.__class__ is str:
             wordings = self._unbound_details.get(agent)
-            if wordings is None:
-                wordings = self._unbound_details[agent] = {}
-            detail = wordings.get(what)
+            detail = wordings.get(what) if wordings is not None else None
             if detail is None:
-                detail = wordings[what] = f"{what} from {agent!r} binds to no turn"
+                detail = self._unbound_wording(what, agent)
         else:
             # A str subclass (an in-process caller's) equals the plain name but may
             # word itself otherwise: worded here, never kept for the plain name.
@@ -157,6 +155,17 @@ class EngineCore:
         self._rejected.append(rejected)
         if changes is not None:
             changes.append(rejected)
+
+    def _unbound_wording(self, what: str, agent: str) -> str:
+        """The detail of an unbound refusal, worded once per (agent, what) and kept in
+        ``_unbound_details`` (agent -> what -> detail). Plain strings only: a ``str``
+        subclass equals the plain name but may word itself otherwise."""
+        detail = f"{what} from {agent!r} binds to no turn"
+        wordings = self._unbound_details.get(agent)
+        if wordings is None:
+            wordings = self._unbound_details[agent] = {}
+        wordings[what] = detail
+        return detail
 
     # ------------------------------------------------------------------ threads
 
