@@ -86,6 +86,11 @@ class EngineCore:
         # rest of the refusal, and a client that joined mid-turn gets one per chunk.
         # It grows with the agents, as _names does.
         self._unbound_details: dict[str, dict[str, str]] = {}
+        # agent -> stored message id -> the detail of that stored callback's refusal
+        # (section 7: one without its turn id is refused again on every page that
+        # holds it, and a client that joined mid-turn reads a page about every second).
+        # It grows with the stored callbacks refused.
+        self._stored_callback_details: dict[str, dict[str, str]] = {}
         self._created = 0  # creation number of the last bubble, across all threads
         self._line = 0
         self._rejected: list[Rejected] = []

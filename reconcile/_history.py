@@ -49,6 +49,14 @@ _CALLBACK_WITHOUT_INVOCATION = Reason.CALLBACK_WITHOUT_INVOCATION
 )
 
 
+def _stored_callback_detail(cat: str, message_id: str) -> str:
+    """The detail of a refused stored callback (section 7, version 1.1)."""
+    return (
+        f"stored callback {message_id!r} from {cat!r} carries no turn id "
+        "(extra.stream.invocationId); it is never guessed"
+    )
+
+
 class HistoryMerge(CallbackPlacement):
     """Section 7: ``history`` events."""
 
@@ -251,17 +259,30 @@ class HistoryMerge(CallbackPlacement):
             # Version 1.1: refused exactly as a live one is. Version 1 showed it as a
             # bubble of its own, so a client that joined late showed the turn twice
             # (its stored stream message and this). _refuse, written out (a late
-            # joiner's every page repeats these): the thread id is a string already.
-            rejected = refusal(
-                line,
-                _CALLBACK_WITHOUT_INVOCATION,
-                f"stored callback {message_id!r} from {cat!r} carries no turn id "
-                "(extra.stream.invocationId); it is never guessed",
-                thread.id,
-            )
+            # joiner's every page repeats these): the thread id is a string already,
+            # and the wording of a plain-string agent and id is made once.
+            if cat.__class__ is str and message_id.__class__ is str:
+                by_id = self._stored_callback_details.get(cat)
+                detail = by_id.get(message_id) if by_id is not None else None
+                if detail is None:
+                    detail = self._stored_callback_wording(cat, message_id)
+            else:  # a str subclass may word itself otherwise: worded each time
+                detail = _stored_callback_detail(cat, message_id)
+            rejected = refusal(line, _CALLBACK_WITHOUT_INVOCATION, detail, thread.id)
             self._rejected.append(rejected)
             if changes is not None:
                 changes.append(rejected)
+
+    def _stored_callback_wording(self, cat: str, message_id: str) -> str:
+        """The refusal detail of a stored callback without its turn id, worded once per
+        (agent, message id) and kept in ``_stored_callback_details``. Plain strings
+        only."""
+        detail = _stored_callback_detail(cat, message_id)
+        by_id = self._stored_callback_details.get(cat)
+        if by_id is None:
+            by_id = self._stored_callback_details[cat] = {}
+        by_id[message_id] = detail
+        return detail
 
     def _stored_draft(
         self,

@@ -102,3 +102,31 @@ def test_draft_ids_are_told_by_their_whole_prefix_as_the_reference_tells_them():
     rules = {rule.key: rule.count for rule in report.rules}
     assert rules["draft_without_parent"] == 4
     assert rules["stored_callback_without_turn"] == 2
+
+
+def test_a_stored_callback_without_its_turn_is_refused_on_every_page_with_one_wording():
+    # The wording of such a refusal is kept per (agent, message id) once made, since a
+    # client that joined mid-turn reads the same page again and again; every page's
+    # refusal says the same, and an agent named by a str subclass (an in-process
+    # caller's, with its own repr) words its own and never fills the store.
+    class Cat(str):
+        def __repr__(self) -> str:
+            return f"Cat<{str(self)}>"
+
+    callback = stored("m-1", "the answer", origin="callback")
+    engine = Reconciler()
+    details = []
+    for _ in range(3):
+        details += [c.detail for c in engine.receive_message(page(callback))]
+    expected = (
+        "stored callback 'm-1' from 'opus' carries no turn id "
+        "(extra.stream.invocationId); it is never guessed"
+    )
+    assert details == [expected] * 3
+    odd = json.loads(json.dumps(callback))
+    odd["catId"] = Cat("opus")
+    fresh = Reconciler()
+    assert [c.detail for c in fresh.receive_message(page(odd))] == [
+        expected.replace("'opus'", "Cat<opus>")
+    ]
+    assert [c.detail for c in fresh.receive_message(page(callback))] == [expected]
