@@ -74,6 +74,16 @@ assert Bubble.__slots__ == (
 ), "the inline Bubble in _core no longer sets every field"
 
 
+def _kept(cache: dict[str, dict[str, str]], outer: str, inner: str, detail: str) -> str:
+    """Keep ``detail`` in a refusal wording cache (``outer`` -> ``inner`` -> detail)
+    and return it: the engine words a refusal the first time only."""
+    details = cache.get(outer)
+    if details is None:
+        details = cache[outer] = {}
+    details[inner] = detail
+    return detail
+
+
 class EngineCore:
     """State and shared operations of the engine (see the module docstring)."""
 
@@ -165,12 +175,7 @@ class EngineCore:
         """The detail of an unbound refusal, worded once per (agent, what) and kept in
         ``_unbound_details`` (agent -> what -> detail). Plain strings only: a ``str``
         subclass equals the plain name but may word itself otherwise."""
-        detail = f"{what} from {agent!r} binds to no turn"
-        wordings = self._unbound_details.get(agent)
-        if wordings is None:
-            wordings = self._unbound_details[agent] = {}
-        wordings[what] = detail
-        return detail
+        return _kept(self._unbound_details, agent, what, f"{what} from {agent!r} binds to no turn")
 
     # ------------------------------------------------------------------ threads
 

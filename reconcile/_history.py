@@ -13,7 +13,7 @@ from typing import Any
 
 from ._bubbles import BubbleAdded, BubbleUpdated, Origin, Status, Update, refusal
 from ._callbacks import CallbackPlacement, is_explicit_post
-from ._core import Sink
+from ._core import Sink, _kept
 from ._errors import Reason
 from ._thread import ThreadState
 from ._turns import Action, Activity, TurnEnd, TurnInput
@@ -277,12 +277,10 @@ class HistoryMerge(CallbackPlacement):
         """The refusal detail of a stored callback without its turn id, worded once per
         (agent, message id) and kept in ``_stored_callback_details``. Plain strings
         only."""
-        detail = _stored_callback_detail(cat, message_id)
-        by_id = self._stored_callback_details.get(cat)
-        if by_id is None:
-            by_id = self._stored_callback_details[cat] = {}
-        by_id[message_id] = detail
-        return detail
+        return _kept(
+            self._stored_callback_details, cat, message_id,
+            _stored_callback_detail(cat, message_id),
+        )
 
     def _stored_draft(
         self,
