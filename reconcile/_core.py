@@ -419,7 +419,8 @@ class EngineCore:
         """Section 3, closing: the turn closes and its primary stops streaming; a
         running turn reports how it stopped (one that never ran closes silently)."""
         activity = turn.step(_CLOSE)[2]
-        # _stop_streaming and _stopped, written out (every done).
+        # The primary stops streaming (Bubble.settle: an error stays an error) and
+        # _stopped, written out (every done).
         bubble = turn.primary
         if bubble is not None and bubble.settle():
             if changes is not None:
@@ -449,10 +450,3 @@ class EngineCore:
         cat = thread.running.pop(turn.id)[0]
         if changes is not None:
             changes.append(TurnClosed(thread.id, cat, turn.id, how, line))
-
-    def _stop_streaming(self, turn: Turn, line: int, changes: Sink) -> None:
-        """A closed turn's primary goes streaming -> done (an error stays an error)."""
-        bubble = turn.primary
-        if bubble is not None and bubble.settle():
-            if changes is not None:
-                changes.append(BubbleUpdated(bubble, _CLOSED, line))

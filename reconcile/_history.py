@@ -340,8 +340,9 @@ class HistoryMerge(CallbackPlacement):
             # The table closed the turn, so a primary made here starts done.
             self._primary(thread, turn, cat, ts, line, changes, text)
         else:
-            # _set_text and _stop_streaming, written out: a page the client has seen
-            # before brings each of its turns' stored messages again.
+            # _set_text, and the primary stops streaming (Bubble.settle), written out:
+            # a page the client has seen before brings each of its turns' stored
+            # messages again.
             if bubble.set_text(text) and changes is not None:
                 changes.append(BubbleUpdated(bubble, _TEXT_SET, line))
             if bubble.settle() and changes is not None:
