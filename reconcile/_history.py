@@ -11,12 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._bubbles import BubbleAdded, BubbleUpdated, Origin, Status, Update, refusal
+from ._bubbles import (
+    BubbleAdded,
+    BubbleUpdated,
+    Origin,
+    Rejected,
+    Status,
+    Update,
+    _RejectedInTheMaking,
+)
 from ._callbacks import CallbackPlacement, is_explicit_post
 from ._core import Sink, _kept
 from ._errors import Reason
 from ._thread import ThreadState
-from ._turns import Action, Activity, TurnEnd, TurnInput
+from ._turns import TRANSITIONS, Action, Activity, Turn, TurnEnd, TurnInput, TurnState
 from ._wire import WireError, decode_json, decoder_keys, is_id
 
 __all__ = ["HistoryMerge"]
@@ -36,6 +44,35 @@ _STORED = TurnEnd.STORED
 _STREAM, _DONE = Origin.STREAM, Status.DONE
 _TEXT_SET, _CLOSED = Update.TEXT_SET, Update.CLOSED
 _CALLBACK_WITHOUT_INVOCATION = Reason.CALLBACK_WITHOUT_INVOCATION
+_STREAMING = Status.STREAMING
+
+# A client that joined mid-turn reads the same page about once a second: the same draft
+# and the same stored messages of turns it already merged. Two shortcuts pass those by
+# without the table, each only where the table's row says the message changes nothing.
+# Read off the table at import, so they follow any change of its rows.
+#
+# A draft of a known turn that has its primary bubble: nothing, in the states whose
+# START row keeps the state and neither acts nor starts the turn running.
+_DRAFT_CHANGES_NOTHING = frozenset(
+    state
+    for state in TurnState
+    if TRANSITIONS[state, _START] == (state, Action.NOTHING, Activity.NONE)
+)
+# A stored stream message of a known turn: nothing in the states whose STORED_MESSAGE
+# row keeps the state and does nothing ...
+_STORED_CHANGES_NOTHING = frozenset(
+    state
+    for state in TurnState
+    if TRANSITIONS[state, _STORED_MESSAGE] == (state, Action.NOTHING, Activity.NONE)
+)
+# ... and nothing in those whose row only sets the primary's text, when the primary
+# already has that text and is not streaming (so neither its text nor its status
+# changes: Bubble.set_text and Bubble.settle would both answer False).
+_STORED_SETS_TEXT = frozenset(
+    state
+    for state in TurnState
+    if TRANSITIONS[state, _STORED_MESSAGE] == (state, _SET_TEXT, Activity.NONE)
+)
 
 # The fields of a page and of its stored messages, as orjson's own key objects (see
 # decoder_keys: a lookup with that very object skips a character comparison, about
@@ -173,15 +210,17 @@ class HistoryMerge(CallbackPlacement):
                 thread.seen_ts = True
         else:
             ts = thread.max_ts
-        turn_id = named = None  # named: extra.stream.invocationId, when it is an id
+        # named: extra.stream.invocationId, when it is an id. (A message without extra,
+        # a stored callback on a server without the fix, is answered by the first
+        # test: no isinstance calls for a None.)
+        turn_id = named = stream = None
         extra = message.get(_extra)
-        stream = (
-            extra.get(_stream) if extra.__class__ is dict or isinstance(extra, dict) else None
-        )
-        if stream.__class__ is dict or isinstance(stream, dict):
-            named = stream.get(_invocationId)
-            if (named.__class__ is str or isinstance(named, str)) and named:
-                turn_id = named
+        if extra is not None and (extra.__class__ is dict or isinstance(extra, dict)):
+            stream = extra.get(_stream)
+            if stream is not None and (stream.__class__ is dict or isinstance(stream, dict)):
+                named = stream.get(_invocationId)
+                if (named.__class__ is str or isinstance(named, str)) and named:
+                    turn_id = named
         # Whether the id is a draft's ("draft-" and the turn id) is asked only where
         # the answer is needed: here when extra.stream names no turn, below when
         # isDraft does not say it is a draft (a draft the server marks and names, as
@@ -196,6 +235,12 @@ class HistoryMerge(CallbackPlacement):
                 turn_id = message_id[6:]  # a draft's id names its turn
 
         if message.get(_origin) == "callback":
+            if turn_id is None and message_id not in thread.by_message_id:
+                # Version 1.1: refused, as a live callback without its turn id is.
+                # Version 1 showed it as a bubble of its own, so a client that joined
+                # late showed the turn twice (its stored stream message and this).
+                self._refuse_stored_callback(thread, cat, message_id, line, changes)
+                return _CALLBACK_WITHOUT_TURN
             self._stored_callback(
                 thread, message, cat, message_id, turn_id, text, ts, line, changes
             )
@@ -207,7 +252,14 @@ class HistoryMerge(CallbackPlacement):
             if draft_id is not None
             else message_id[0] == "d" and message_id.startswith("draft-")
         ):
-            self._stored_draft(thread, stream, cat, turn_id, text, ts, line, changes)
+            turn = thread.turns.get(turn_id) if turn_id is not None else None
+            if (
+                turn is None
+                or turn.primary is None
+                or turn.state not in _DRAFT_CHANGES_NOTHING
+            ):
+                self._stored_draft(thread, stream, cat, turn, turn_id, text, ts, line, changes)
+            # else: the draft read again (see _DRAFT_CHANGES_NOTHING): nothing to do.
             # Rule 3's count, for check_lines only (it wants no changes).
             if changes is not None or (
                 isinstance(stream, dict) and is_id(stream.get(_parentInvocationId))
@@ -215,7 +267,18 @@ class HistoryMerge(CallbackPlacement):
                 return None
             return _DRAFT_WITHOUT_PARENT
         if turn_id is not None:
-            self._stored_turn_message(thread, cat, turn_id, text, ts, line, changes)
+            turn = thread.turns.get(turn_id)
+            if turn is not None:
+                state = turn.state
+                if state in _STORED_CHANGES_NOTHING:
+                    return None  # the stored message read again (see above)
+                if state in _STORED_SETS_TEXT:
+                    bubble = turn.primary
+                    if bubble is not None and bubble.status is not _STREAMING:
+                        parts = bubble._parts  # Bubble.text, inline for one part
+                        if (parts[0] if len(parts) == 1 else bubble.text) == text:
+                            return None  # read again: same text, already done
+            self._stored_turn_message(thread, cat, turn, turn_id, text, ts, line, changes)
         else:
             # No turn: a bubble of its own, keyed by the stored message id, so a later
             # page with the same message sets its text instead of adding a copy.
@@ -243,35 +306,46 @@ class HistoryMerge(CallbackPlacement):
         changes: Sink,
     ) -> None:
         """Section 7: a stored callback sets its message's text, or is placed as a
-        live callback of its turn, or (without a turn) is refused."""
+        live callback of its turn (the caller refuses one with neither)."""
         known = thread.by_message_id.get(message_id)
         if known is not None:
             # The message id belongs to the first bubble that got it (section 5).
             self._set_text(known, text, line, changes)
-        elif turn_id is not None:
+        else:
+            assert turn_id is not None  # the caller refused it otherwise
             # Applied exactly as a live callback, explicit posts included (section
             # 4.3: a stored explicit post stays a post of its own).
             self._place_callback(
                 thread, thread.turn(turn_id), cat, text, message_id,
                 is_explicit_post(message), ts, line, changes,
             )
-        else:
-            # Version 1.1: refused exactly as a live one is. Version 1 showed it as a
-            # bubble of its own, so a client that joined late showed the turn twice
-            # (its stored stream message and this). _refuse, written out (a late
-            # joiner's every page repeats these): the thread id is a string already,
-            # and the wording of a plain-string agent and id is made once.
-            if cat.__class__ is str and message_id.__class__ is str:
-                by_id = self._stored_callback_details.get(cat)
-                detail = by_id.get(message_id) if by_id is not None else None
-                if detail is None:
-                    detail = self._stored_callback_wording(cat, message_id)
-            else:  # a str subclass may word itself otherwise: worded each time
-                detail = _stored_callback_detail(cat, message_id)
-            rejected = refusal(line, _CALLBACK_WITHOUT_INVOCATION, detail, thread.id)
-            self._rejected.append(rejected)
-            if changes is not None:
-                changes.append(rejected)
+
+    def _refuse_stored_callback(
+        self, thread: ThreadState, cat: str, message_id: str, line: int, changes: Sink
+    ) -> None:
+        """Refuse a stored callback that names no turn and no known message.
+
+        ``_refuse``, written out (a client that joined mid-turn meets the same stored
+        callback on every page): the thread id is a string already, and the wording
+        of a plain-string agent and id is made once and kept.
+        """
+        if cat.__class__ is str and message_id.__class__ is str:
+            by_id = self._stored_callback_details.get(cat)
+            detail = by_id.get(message_id) if by_id is not None else None
+            if detail is None:
+                detail = self._stored_callback_wording(cat, message_id)
+        else:  # a str subclass may word itself otherwise: worded each time
+            detail = _stored_callback_detail(cat, message_id)
+        # refusal(line, _CALLBACK_WITHOUT_INVOCATION, detail, thread.id), written out.
+        rejected: Any = _RejectedInTheMaking()
+        rejected.line = line
+        rejected.reason = _CALLBACK_WITHOUT_INVOCATION
+        rejected.detail = detail
+        rejected.thread = thread.id
+        rejected.__class__ = Rejected
+        self._rejected.append(rejected)
+        if changes is not None:
+            changes.append(rejected)
 
     def _stored_callback_wording(self, cat: str, message_id: str) -> str:
         """The refusal detail of a stored callback without its turn id, worded once per
@@ -287,6 +361,7 @@ class HistoryMerge(CallbackPlacement):
         thread: ThreadState,
         stream: Any,
         cat: str,
+        turn: Turn | None,
         turn_id: str | None,
         text: str,
         ts: int,
@@ -294,10 +369,12 @@ class HistoryMerge(CallbackPlacement):
         changes: Sink,
     ) -> None:
         """Section 7: a draft fills its turn's primary bubble only when the turn has
-        none; it never overwrites text seen live (the live text is newer)."""
+        none; it never overwrites text seen live (the live text is newer).
+
+        ``turn`` is the thread's turn ``turn_id``, or ``None`` if it has none yet.
+        """
         if turn_id is None:
             return
-        turn = thread.turns.get(turn_id)
         if turn is None:
             if isinstance(stream, dict):
                 parent = stream.get(_parentInvocationId)
@@ -308,8 +385,7 @@ class HistoryMerge(CallbackPlacement):
             if turn is None:
                 turn = thread.turn(turn_id)
         # A draft is the server's copy of a turn in progress: the turn runs. (_start
-        # and _primary written out: a client that joined mid-turn reads the same draft
-        # again on every page until the turn ends, and that is no change.)
+        # and _primary, written out.)
         if turn.step(_START)[2] is _OPENS:
             self._opened(thread, turn, cat, ts, line, changes)
         if turn.primary is None:
@@ -319,6 +395,7 @@ class HistoryMerge(CallbackPlacement):
         self,
         thread: ThreadState,
         cat: str,
+        turn: Turn | None,
         turn_id: str,
         text: str,
         ts: int,
@@ -326,8 +403,10 @@ class HistoryMerge(CallbackPlacement):
         changes: Sink,
     ) -> None:
         """Section 7: a stored stream message is its turn's final text and closes the
-        turn, unless a callback replaced the turn (the table decides)."""
-        turn = thread.turns.get(turn_id)  # known, on every page after the first
+        turn, unless a callback replaced the turn (the table decides).
+
+        ``turn`` is the thread's turn ``turn_id``, or ``None`` if it has none yet.
+        """
         if turn is None:
             turn = thread.turn(turn_id)
         _, action, activity = turn.step(_STORED_MESSAGE)

@@ -8,6 +8,7 @@ the exact-type rules the stored-message reader keeps.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from reconcile import Reconciler, check_lines
 
@@ -130,3 +131,149 @@ def test_a_stored_callback_without_its_turn_is_refused_on_every_page_with_one_wo
         expected.replace("'opus'", "Cat<opus>")
     ]
     assert [c.detail for c in fresh.receive_message(page(callback))] == [expected]
+
+
+# ------------------------------------------------- a page read again: the shortcuts
+#
+# _stored_message passes a draft or a stored stream message of a known turn by without
+# the table when the table's row says it changes nothing (a client that joined
+# mid-turn reads the same page about once a second). Each shortcut must do exactly
+# what the full merge does: here every turn state is set by hand, and an engine with
+# the shortcuts switched off (the sets emptied) is the reference.
+
+import pytest  # noqa: E402
+
+from reconcile import _history  # noqa: E402
+from reconcile._bubbles import Status  # noqa: E402
+from reconcile._turns import TRANSITIONS, Action, Activity, TurnInput, TurnState  # noqa: E402
+
+from .test_hot_path import describe, final_state  # noqa: E402
+from .test_shortcuts import reference_agrees  # noqa: E402
+
+SHORTCUT_SETS = ("_DRAFT_CHANGES_NOTHING", "_STORED_CHANGES_NOTHING", "_STORED_SETS_TEXT")
+
+ANNOUNCE = {"event": "agent_message", "data": {
+    "type": "system_info", "threadId": "t1", "catId": "opus", "invocationId": "P",
+    "content": json.dumps({"type": "invocation_created", "invocationId": "T"}),
+}}
+CHUNK = {"event": "agent_message", "data": {
+    "type": "text", "threadId": "t1", "catId": "opus", "content": "seen live",
+    "origin": "stream", "timestamp": 200, "turnInvocationId": "T",
+}}
+
+
+def engine_with_turn(state: TurnState, bubble: str | None) -> Reconciler:
+    """An engine whose turn T of thread t1 is in ``state``; ``bubble`` is None (no
+    primary), "streaming" or "done" (the primary's status; its text "seen live")."""
+    engine = Reconciler()
+    engine.receive_message(ANNOUNCE)
+    if bubble is not None:
+        engine.receive_message(CHUNK)
+        engine._threads["t1"].turns["T"].primary.status = Status(bubble)
+    engine._threads["t1"].turns["T"].state = state
+    return engine
+
+
+def turns_of(engine: Reconciler) -> dict[str, Any]:
+    return {t: (turn.state, turn.primary is not None)
+            for t, turn in engine._threads["t1"].turns.items()}
+
+
+STORED = {
+    "draft": lambda text: stored("draft-T", text, isDraft=True,
+                                 extra={"stream": {"invocationId": "T"}}),
+    "draft, id only": lambda text: stored("draft-T", text),
+    "stored stream message": lambda text: stored("m1", text,
+                                                 extra={"stream": {"invocationId": "T"}}),
+    "stored callback": lambda text: stored("m2", text, origin="callback",
+                                           extra={"stream": {"invocationId": "T"}}),
+}
+
+
+@pytest.mark.parametrize("state", list(TurnState))
+@pytest.mark.parametrize("bubble", [None, "streaming", "done"])
+@pytest.mark.parametrize("kind", sorted(STORED))
+@pytest.mark.parametrize("text", ["seen live", "the stored text"])
+def test_a_message_read_again_does_what_the_full_merge_does_in_every_state(
+    monkeypatch: pytest.MonkeyPatch, state: TurnState, bubble: str | None, kind: str,
+    text: str,
+) -> None:
+    event = page(user("u1", "hi"), STORED[kind](text))
+    fast = engine_with_turn(state, bubble)
+    fast_changes = [describe(c) for c in fast.receive_message(event)]
+    for name in SHORTCUT_SETS:
+        monkeypatch.setattr(_history, name, frozenset())
+    full = engine_with_turn(state, bubble)
+    assert fast_changes == [describe(c) for c in full.receive_message(event)]
+    assert final_state(fast) == final_state(full)
+    assert fast.stats == full.stats
+    assert turns_of(fast) == turns_of(full)
+
+
+def test_the_page_shortcuts_cover_exactly_the_rows_that_change_nothing() -> None:
+    start, stored_message = TurnInput.START, TurnInput.STORED_MESSAGE
+    keeps = {s for s in TurnState
+             if TRANSITIONS[s, start] == (s, Action.NOTHING, Activity.NONE)}
+    assert _history._DRAFT_CHANGES_NOTHING == keeps
+    assert TurnState.RUNNING in keeps  # a late joiner's draft, read again
+    assert _history._STORED_CHANGES_NOTHING == {
+        s for s in TurnState
+        if TRANSITIONS[s, stored_message] == (s, Action.NOTHING, Activity.NONE)}
+    assert _history._STORED_SETS_TEXT == {
+        s for s in TurnState
+        if TRANSITIONS[s, stored_message] == (s, Action.SET_TEXT, Activity.NONE)}
+    assert TurnState.CLOSED in _history._STORED_SETS_TEXT  # a closed turn's stored text
+
+
+def test_a_late_joiners_page_read_again_changes_nothing_and_refuses_its_callback_again() -> None:
+    # The page a late joiner gets about once a second from a server without the fix:
+    # the user's message, the running turn's draft, a stored callback without its turn.
+    event = page(user("u1", "hi"),
+                 stored("draft-T", "so far", isDraft=True,
+                        extra={"stream": {"invocationId": "T"}}),
+                 stored("m9", "final", origin="callback"))
+    engine = Reconciler()
+    first = engine.receive_message(event)
+    assert [type(c).__name__ for c in first] == ["TurnOpened", "BubbleAdded", "Rejected"]
+    again = engine.receive_message(event)
+    assert [type(c).__name__ for c in again] == ["Rejected"]
+    assert again[0] == first[2].__class__(2, first[2].reason, first[2].detail, "t1")
+    assert [b.text for b in engine.bubbles("t1")] == ["so far"]
+
+
+def agent(data: dict[str, Any]) -> dict[str, Any]:
+    return {"event": "agent_message", "data": {
+        "threadId": "t1", "catId": "opus", "timestamp": 300, **data}}
+
+
+LIVE = {
+    "announced": [ANNOUNCE],
+    "running": [ANNOUNCE, CHUNK],
+    "announced, replaced": [ANNOUNCE, agent({
+        "type": "text", "origin": "callback", "content": "cb", "turnInvocationId": "T"})],
+    # Never announced: the callback makes the turn, replaced and not running.
+    "replaced": [agent({"type": "text", "origin": "callback", "content": "cb",
+                        "turnInvocationId": "T"})],
+    "replaced, finished": [ANNOUNCE, CHUNK, agent({
+        "type": "text", "origin": "callback", "content": "cb", "turnInvocationId": "T"}),
+        page(stored("m1", "final", extra={"stream": {"invocationId": "T"}}))],
+    "running, replaced": [ANNOUNCE, CHUNK, agent({
+        "type": "text", "origin": "callback", "content": "cb", "turnInvocationId": "T"})],
+    "done": [ANNOUNCE, CHUNK, agent({"type": "done", "turnInvocationId": "T"})],
+    "done, replaced": [ANNOUNCE, CHUNK, agent({
+        "type": "text", "origin": "callback", "content": "cb", "turnInvocationId": "T"}),
+        agent({"type": "done", "turnInvocationId": "T"})],
+}
+
+
+@pytest.mark.parametrize("live", sorted(LIVE))
+@pytest.mark.parametrize("kind", sorted(STORED))
+@pytest.mark.parametrize("text", ["seen live", "the stored text", "cb"])
+def test_a_page_read_three_times_gives_what_the_reference_model_gives(
+    live: str, kind: str, text: str
+) -> None:
+    # The naive model shares no code with the shortcuts: a page read again after each
+    # way a turn can be left by what was seen live.
+    event = page(user("u1", "hi"), STORED[kind](text),
+                 stored("m9", "final", origin="callback"))
+    reference_agrees([*LIVE[live], event, event, CHUNK, event])
