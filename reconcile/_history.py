@@ -29,9 +29,6 @@ from ._wire import WireError, decode_json, decoder_keys, is_id
 
 __all__ = ["HistoryMerge"]
 
-#: What :meth:`HistoryMerge._stored_message` says a stored message lacked.
-_CALLBACK_WITHOUT_TURN = "callback"
-_DRAFT_WITHOUT_PARENT = "draft"
 
 # Enum members as module constants: ``TurnInput.STORED_MESSAGE`` goes through the enum
 # metaclass, about 940 instructions a read; a module global is a dictionary read. A
@@ -153,11 +150,19 @@ class HistoryMerge(CallbackPlacement):
         thread = self._threads.get(thread_id)  # _thread, inline for a known thread
         if thread is None:
             thread = self._thread(thread_id)
-        stored_message = self._stored_message
-        callbacks = drafts = 0
+        callbacks = drafts = 0  # what the page lacked (section 10 rules 2 and 3)
         for message in messages:
+            # Each stored message is merged by exact identity (section 7), here in the
+            # loop rather than in a method of its own: a Python call with this many
+            # arguments and locals costs about 600 instructions, and a client that
+            # joined mid-turn reads the same page about once a second.
+            #
             # The agent first: a user's message (no catId: about a third of a real
-            # page) makes no bubble, and is skipped here without a call.
+            # page) makes no bubble. message.get(...) each time: a bound ``get`` kept
+            # in a local costs more (about 150 instructions a call) than the method
+            # call it saves. Each type test asks for the exact class first (what a
+            # decoded page holds), then isinstance for a subclass an in-process caller
+            # may pass: about 95 instructions less a test, seven tests a message.
             cat = (
                 message.get(_catId)
                 if message.__class__ is dict or isinstance(message, dict)
@@ -165,133 +170,124 @@ class HistoryMerge(CallbackPlacement):
             )
             if cat is None:
                 continue
-            lacks = stored_message(thread, message, cat, line, changes)
-            if lacks is not None:
-                if lacks is _CALLBACK_WITHOUT_TURN:
+            message_id = message.get(_id)
+            if cat.__class__ is not str or message_id.__class__ is not str:
+                if not isinstance(cat, str) or not isinstance(message_id, str):
+                    continue  # user and system messages make no bubble
+            if not message_id:  # is_id inline: an id is a non-empty string
+                continue
+            text = message.get(_content)
+            if text.__class__ is not str and not isinstance(text, str):
+                text = ""
+            ts = message.get(_timestamp)
+            if ts.__class__ is int:  # exactly an int (not a bool), as the fast path asks
+                # A stored timestamp counts as seen (step 5), as see_timestamp does.
+                if ts > thread.max_ts or not thread.seen_ts:
+                    thread.max_ts = ts
+                    thread.seen_ts = True
+            else:
+                ts = thread.max_ts
+            # named: extra.stream.invocationId, when it is an id. (A message without
+            # extra, a stored callback on a server without the fix, is answered by
+            # the first test: no isinstance calls for a None.)
+            turn_id = named = stream = None
+            extra = message.get(_extra)
+            if extra is not None and (extra.__class__ is dict or isinstance(extra, dict)):
+                stream = extra.get(_stream)
+                if stream is not None and (stream.__class__ is dict or isinstance(stream, dict)):
+                    named = stream.get(_invocationId)
+                    if (named.__class__ is str or isinstance(named, str)) and named:
+                        turn_id = named
+            # Whether the id is a draft's ("draft-" and the turn id) is asked only
+            # where the answer is needed: here when extra.stream names no turn, below
+            # when isDraft does not say it is a draft (a draft the server marks and
+            # names, as clowder-ai's, skips it). message_id[0] == "d" before
+            # startswith("draft-"): the server's message ids start with a digit, and
+            # str.startswith parses its arguments the slow way (about 870
+            # instructions against 410). message_id is not empty.
+            draft_id = None
+            if turn_id is None:
+                draft_id = message_id[0] == "d" and message_id.startswith("draft-")
+                if draft_id and len(message_id) > 6:
+                    turn_id = message_id[6:]  # a draft's id names its turn
+
+            if message.get(_origin) == "callback":
+                if turn_id is None and message_id not in thread.by_message_id:
+                    # Version 1.1: refused, as a live callback without its turn id is.
+                    # Version 1 showed it as a bubble of its own, so a client that
+                    # joined late showed the turn twice (its stored stream message and
+                    # this).
+                    self._refuse_stored_callback(thread, cat, message_id, line, changes)
                     callbacks += 1
-                else:
+                    continue
+                self._stored_callback(
+                    thread, message, cat, message_id, turn_id, text, ts, line, changes
+                )
+                # Section 10 rule 2 asks for the turn id in extra.stream (turn_id is
+                # that very string then), not in a draft- message id.
+                if turn_id is None or turn_id is not named:
+                    callbacks += 1
+            elif message.get(_isDraft) is True or (
+                draft_id
+                if draft_id is not None
+                else message_id[0] == "d" and message_id.startswith("draft-")
+            ):
+                turn = thread.turns.get(turn_id) if turn_id is not None else None
+                if (
+                    turn is None
+                    or turn.primary is None
+                    or turn.state not in _DRAFT_CHANGES_NOTHING
+                ):
+                    self._stored_draft(
+                        thread, stream, cat, turn, turn_id, text, ts, line, changes
+                    )
+                # else: the draft read again (see _DRAFT_CHANGES_NOTHING): nothing.
+                # Rule 3's count, for check_lines only (it wants no changes).
+                if changes is None and not (
+                    isinstance(stream, dict) and is_id(stream.get(_parentInvocationId))
+                ):
                     drafts += 1
+            elif turn_id is not None:
+                turn = thread.turns.get(turn_id)
+                if turn is not None:
+                    state = turn.state
+                    if state in _STORED_CHANGES_NOTHING:
+                        continue  # the stored message read again (see above)
+                    if state in _STORED_SETS_TEXT:
+                        bubble = turn.primary
+                        if bubble is not None and bubble.status is not _STREAMING:
+                            parts = bubble._parts  # Bubble.text, inline for one part
+                            if (parts[0] if len(parts) == 1 else bubble.text) == text:
+                                continue  # read again: same text, already done
+                self._stored_turn_message(
+                    thread, cat, turn, turn_id, text, ts, line, changes
+                )
+            else:
+                self._stored_turnless(thread, cat, message_id, text, ts, line, changes)
         return (callbacks, drafts) if changes is None else None
 
-    def _stored_message(
+    def _stored_turnless(
         self,
         thread: ThreadState,
-        message: dict[str, Any],
-        cat: Any,
+        cat: str,
+        message_id: str,
+        text: str,
+        ts: int,
         line: int,
         changes: Sink,
-    ) -> str | None:
-        """Section 7: merge one stored message by exact identity.
-
-        ``cat`` is the message's ``catId``, read by the caller: not ``None``.
-
-        Returns :data:`_CALLBACK_WITHOUT_TURN` or :data:`_DRAFT_WITHOUT_PARENT` for a
-        stored callback or draft that lacks the id section 10 asks for, else ``None``.
-        """
-        # message.get(...) each time: a call through a bound ``get`` kept in a local
-        # costs more (about 150 instructions a call) than the method call it saves.
-        # Each type test asks for the exact class first (what a decoded page holds),
-        # then isinstance for a subclass an in-process caller may pass: about 95
-        # instructions less a test, seven tests a message.
-        message_id = message.get(_id)
-        if cat.__class__ is not str or message_id.__class__ is not str:
-            if not isinstance(cat, str) or not isinstance(message_id, str):
-                return None  # user and system messages make no bubble
-        if not message_id:  # is_id inline: an id is a non-empty string
-            return None
-        text = message.get(_content)
-        if text.__class__ is not str and not isinstance(text, str):
-            text = ""
-        ts = message.get(_timestamp)
-        if ts.__class__ is int:  # exactly an int (not a bool), as the fast path asks
-            # A stored timestamp counts as seen (step 5), as ThreadState.see_timestamp.
-            if ts > thread.max_ts or not thread.seen_ts:
-                thread.max_ts = ts
-                thread.seen_ts = True
+    ) -> None:
+        """Section 7: a stored message without a turn is a bubble of its own, keyed by
+        its message id, so a later page with the same message sets its text instead
+        of adding a copy."""
+        stored = thread.stored.get(message_id)
+        if stored is not None:
+            self._set_text(stored, text, line, changes)
         else:
-            ts = thread.max_ts
-        # named: extra.stream.invocationId, when it is an id. (A message without extra,
-        # a stored callback on a server without the fix, is answered by the first
-        # test: no isinstance calls for a None.)
-        turn_id = named = stream = None
-        extra = message.get(_extra)
-        if extra is not None and (extra.__class__ is dict or isinstance(extra, dict)):
-            stream = extra.get(_stream)
-            if stream is not None and (stream.__class__ is dict or isinstance(stream, dict)):
-                named = stream.get(_invocationId)
-                if (named.__class__ is str or isinstance(named, str)) and named:
-                    turn_id = named
-        # Whether the id is a draft's ("draft-" and the turn id) is asked only where
-        # the answer is needed: here when extra.stream names no turn, below when
-        # isDraft does not say it is a draft (a draft the server marks and names, as
-        # clowder-ai's, skips it: a client that joined mid-turn reads it on every
-        # page). message_id[0] == "d" before startswith("draft-"): the server's
-        # message ids start with a digit, and str.startswith parses its arguments the
-        # slow way (about 870 instructions against 410). message_id is not empty.
-        draft_id = None
-        if turn_id is None:
-            draft_id = message_id[0] == "d" and message_id.startswith("draft-")
-            if draft_id and len(message_id) > 6:
-                turn_id = message_id[6:]  # a draft's id names its turn
-
-        if message.get(_origin) == "callback":
-            if turn_id is None and message_id not in thread.by_message_id:
-                # Version 1.1: refused, as a live callback without its turn id is.
-                # Version 1 showed it as a bubble of its own, so a client that joined
-                # late showed the turn twice (its stored stream message and this).
-                self._refuse_stored_callback(thread, cat, message_id, line, changes)
-                return _CALLBACK_WITHOUT_TURN
-            self._stored_callback(
-                thread, message, cat, message_id, turn_id, text, ts, line, changes
+            bubble = thread.stored[message_id] = self._new_bubble(
+                thread, cat, None, _STREAM, _DONE, ts, text
             )
-            # Section 10 rule 2 asks for the turn id in extra.stream (turn_id is that
-            # very string then), not in a draft- message id.
-            return None if turn_id is not None and turn_id is named else _CALLBACK_WITHOUT_TURN
-        if message.get(_isDraft) is True or (
-            draft_id
-            if draft_id is not None
-            else message_id[0] == "d" and message_id.startswith("draft-")
-        ):
-            turn = thread.turns.get(turn_id) if turn_id is not None else None
-            if (
-                turn is None
-                or turn.primary is None
-                or turn.state not in _DRAFT_CHANGES_NOTHING
-            ):
-                self._stored_draft(thread, stream, cat, turn, turn_id, text, ts, line, changes)
-            # else: the draft read again (see _DRAFT_CHANGES_NOTHING): nothing to do.
-            # Rule 3's count, for check_lines only (it wants no changes).
-            if changes is not None or (
-                isinstance(stream, dict) and is_id(stream.get(_parentInvocationId))
-            ):
-                return None
-            return _DRAFT_WITHOUT_PARENT
-        if turn_id is not None:
-            turn = thread.turns.get(turn_id)
-            if turn is not None:
-                state = turn.state
-                if state in _STORED_CHANGES_NOTHING:
-                    return None  # the stored message read again (see above)
-                if state in _STORED_SETS_TEXT:
-                    bubble = turn.primary
-                    if bubble is not None and bubble.status is not _STREAMING:
-                        parts = bubble._parts  # Bubble.text, inline for one part
-                        if (parts[0] if len(parts) == 1 else bubble.text) == text:
-                            return None  # read again: same text, already done
-            self._stored_turn_message(thread, cat, turn, turn_id, text, ts, line, changes)
-        else:
-            # No turn: a bubble of its own, keyed by the stored message id, so a later
-            # page with the same message sets its text instead of adding a copy.
-            stored = thread.stored.get(message_id)
-            if stored is not None:
-                self._set_text(stored, text, line, changes)
-            else:
-                bubble = thread.stored[message_id] = self._new_bubble(
-                    thread, cat, None, _STREAM, _DONE, ts, text
-                )
-                if changes is not None:
-                    changes.append(BubbleAdded(bubble, line))
-        return None
+            if changes is not None:
+                changes.append(BubbleAdded(bubble, line))
 
     def _stored_callback(
         self,

@@ -1,8 +1,9 @@
 """History pages: the merge loop's shortcuts give what merging each message gives.
 
-``_history`` skips a plain dict message without a ``catId`` without calling
-``_stored_message``; these tests pin that the shortcut and the full path agree, and
-the exact-type rules the stored-message reader keeps.
+``_history`` merges each stored message in its loop: it skips a message without a
+``catId`` first, and passes a message read again by without the table where the
+table's row says it changes nothing. These tests pin that the shortcuts and the full
+merge agree, and the exact-type rules the stored-message reader keeps.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def test_a_stored_callback_without_its_turn_is_refused_on_every_page_with_one_wo
 
 # ------------------------------------------------- a page read again: the shortcuts
 #
-# _stored_message passes a draft or a stored stream message of a known turn by without
+# _history passes a draft or a stored stream message of a known turn by without
 # the table when the table's row says it changes nothing (a client that joined
 # mid-turn reads the same page about once a second). Each shortcut must do exactly
 # what the full merge does: here every turn state is set by hand, and an engine with
