@@ -268,10 +268,12 @@ class HistoryMerge(CallbackPlacement):
                     detail = self._stored_callback_wording(cat, message_id)
             else:  # a str subclass may word itself otherwise: worded each time
                 detail = _stored_callback_detail(cat, message_id)
-            rejected = refusal(line, _CALLBACK_WITHOUT_INVOCATION, detail, thread.id)
-            self._rejected.append(rejected)
+            # Logged as an entry (its reason is the Reason member's value); a
+            # Rejected only for a caller that wants the changes.
+            thread_id = thread.id
+            self._rejected.append((line, "callback_without_invocation", detail, thread_id))
             if changes is not None:
-                changes.append(rejected)
+                changes.append(refusal(line, _CALLBACK_WITHOUT_INVOCATION, detail, thread_id))
 
     def _stored_callback_wording(self, cat: str, message_id: str) -> str:
         """The refusal detail of a stored callback without its turn id, worded once per
