@@ -282,22 +282,24 @@ class AgentMessageHandlers(CallbackPlacement):
                 if turn is None:  # rule 2 never falls through
                     # _unbound(thread, line, "stream text", cat, changes), written out
                     # (a client that joined mid-turn refuses most of its chunks here;
-                    # tests/test_shortcuts.py compares the two): a Rejected built as
-                    # refusal() builds it, worded once per agent.
-                    rejected: Any = _RejectedInTheMaking()
-                    rejected.line = line
-                    rejected.reason = _UNBOUND_EVENT
+                    # tests/test_shortcuts.py compares the two): logged as an entry
+                    # (its reason is Reason.UNBOUND_EVENT's value), and for a caller
+                    # that wants the changes a Rejected built as refusal() builds it.
                     wordings = self._unbound_details.get(cat)
                     detail = wordings.get("stream text") if wordings is not None else None
                     if detail is None:
                         detail = self._unbound_wording("stream text", cat)
+                    self._rejected.append((line, "unbound_event", detail, thread.id))
+                    if changes is None:
+                        return thread, kind, origin
+                    rejected: Any = _RejectedInTheMaking()
+                    rejected.line = line
+                    rejected.reason = _UNBOUND_EVENT
                     rejected.detail = detail
                     rejected.thread = thread.id
                     rejected.__class__ = Rejected
-                    self._rejected.append(rejected)
-                    if changes is not None:
-                        changes.append(rejected)
-                    return thread if changes is not None else (thread, kind, origin)
+                    changes.append(rejected)
+                    return thread
             else:
                 turn = None
             if turn is None:  # a turn named for the first time, or rule 3

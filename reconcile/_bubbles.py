@@ -13,7 +13,7 @@ superseded, a redelivery skipped, a ``seq`` gap seen).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -365,7 +365,7 @@ _rejected_line, _rejected_reason, _rejected_detail, _rejected_thread = slot_sett
 
 
 class _RejectedInTheMaking(Rejected):
-    """A :class:`Rejected` while :func:`refusal` fills in its fields.
+    """A :class:`Rejected` while :func:`refusal` (or :func:`rejected_of`) fills in its fields.
 
     The same slots, with object's own ``__init__``, ``__setattr__`` and
     ``__delattr__``: making one runs no Python frame, and its fields are plain slot
@@ -394,6 +394,47 @@ def refusal(line: int, reason: Reason, detail: str, thread: str | None) -> Rejec
     rejected.thread = thread
     rejected.__class__ = Rejected
     return rejected  # type: ignore[no-any-return]
+
+
+#: How the engine logs a refusal: ``(line, reason, detail, thread)``, ``reason`` the
+#: plain string value of its :class:`Reason`. An exact tuple of plain strings and ints
+#: holds nothing the garbage collector tracks, so the collector stops tracking it at
+#: the first collection it survives; a :class:`Rejected` (slotted) and a ``Reason``
+#: member (it has a ``__dict__``) are walked by every later collection, and a client
+#: that joined mid-turn keeps one refusal per chunk for the life of the engine.
+RefusalEntry = tuple[int, str, str, "str | None"]
+
+# Reason value -> member, for rejected_of: a dictionary lookup, where Reason(value)
+# runs the enum's Python-level lookup.
+_REASONS: dict[str, Reason] = {reason._value_: reason for reason in Reason}
+
+
+def rejected_of(entry: RefusalEntry) -> Rejected:
+    """The :class:`Rejected` a refusal log entry stands for: a new value, equal to the
+    one the engine handed out when it refused the event (built as :func:`refusal`
+    builds it)."""
+    rejected: Any = _RejectedInTheMaking()
+    rejected.line, reason, rejected.detail, rejected.thread = entry
+    rejected.reason = _REASONS[reason]
+    rejected.__class__ = Rejected
+    return rejected  # type: ignore[no-any-return]
+
+
+def rejected_list(entries: Iterable[RefusalEntry]) -> list[Rejected]:
+    """``[rejected_of(entry) for entry in entries]``, without a Python call per entry
+    (``check`` reports every refusal of a trace, and a late joiner's has thousands)."""
+    made: list[Rejected] = []
+    append = made.append
+    reasons = _REASONS
+    for line, reason, detail, thread in entries:
+        rejected: Any = _RejectedInTheMaking()
+        rejected.line = line
+        rejected.reason = reasons[reason]
+        rejected.detail = detail
+        rejected.thread = thread
+        rejected.__class__ = Rejected
+        append(rejected)
+    return made
 
 
 class Superseded(Value):

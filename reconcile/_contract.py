@@ -34,12 +34,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any
 
 import orjson
 
-from ._bubbles import Gap, Rejected
+from ._bubbles import Gap, Rejected, rejected_list
 from ._errors import Reason
 from ._reconciler import Reconciler
 from ._thread import ThreadState
@@ -67,9 +67,13 @@ RULES: dict[str, tuple[int, str]] = {
 _STREAM_TYPES = frozenset({"text", "tool_use", "tool_result", "done", "error"})
 _object_setattr = object.__setattr__
 _NO_STREAM: dict[str, Any] = {}  # read only: a stored message without extra.stream
-_MALFORMED_LINE, _MALFORMED_EVENT = Reason.MALFORMED_LINE, Reason.MALFORMED_EVENT
-_UNBOUND, _NO_INVOCATION = Reason.UNBOUND_EVENT, Reason.CALLBACK_WITHOUT_INVOCATION
-_reason_of, _thread_of = attrgetter("reason"), attrgetter("thread")
+# The engine logs a refusal as (line, reason value, detail, thread): these are the
+# values, and the getters read an entry's reason and thread.
+_MALFORMED_LINE = Reason.MALFORMED_LINE._value_
+_MALFORMED_EVENT = Reason.MALFORMED_EVENT._value_
+_UNBOUND = Reason.UNBOUND_EVENT._value_
+_NO_INVOCATION = Reason.CALLBACK_WITHOUT_INVOCATION._value_
+_reason_of, _thread_of = itemgetter(1), itemgetter(3)
 _loads, _JSONDecodeError = orjson.loads, orjson.JSONDecodeError
 
 
@@ -309,7 +313,7 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
     # fast path hands back are counted on their thread's state (``checked``) instead.
     events: dict[str, int] = {}
     live: set[str] = set()  # threads that had live agent_message events (besides those)
-    rejected = engine._rejected  # the engine's own log (read only)
+    rejected = engine._rejected  # the engine's own log of entries (read only)
     seen = 0  # refusals already looked at
     threads = engine._threads
     agent_message = engine._agent_message
@@ -355,18 +359,18 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             else:
                 dispatch(message, line, None, raw)
                 got = lacks = None
-        new: Sequence[Reason] = ()
+        new: Sequence[str] = ()
         if len(rejected) != seen:
-            # This line's refusals: nearly always one (a reason is a Reason member,
-            # so identity tells it).
+            # This line's refusals: nearly always one (its reason is a Reason's value:
+            # strings of different lengths, told apart at once).
             seen += 1
             if len(rejected) == seen:
-                reason = rejected[-1].reason
-                if reason is _MALFORMED_LINE or reason is _MALFORMED_EVENT:
+                reason = rejected[-1][1]
+                if reason == _MALFORMED_LINE or reason == _MALFORMED_EVENT:
                     continue  # refused as malformed: not counted against any rule
                 new = (reason,)
             else:
-                new = [r.reason for r in rejected[seen - 1:]]
+                new = [r[1] for r in rejected[seen - 1:]]
                 seen = len(rejected)
                 if _MALFORMED_LINE in new or _MALFORMED_EVENT in new:
                     continue
@@ -475,13 +479,13 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             counts.setdefault(h, [0, 0, 0, 0])[2] += n
     for g in engine._gaps:
         counts.setdefault(g.thread, [0, 0, 0, 0])[3] += 1
-    reasons = {str(reason): n for reason, n in Counter(map(_reason_of, rejected)).items()}
+    reasons = Counter(map(_reason_of, rejected))
     stats = engine.stats.to_dict()
     return CheckReport(
         lines=engine.lines,
         events=stats["events"],
         stats=stats,
-        rejected=tuple(rejected),
+        rejected=tuple(rejected_list(rejected)),
         reasons=dict(sorted(reasons.items())),
         rules=rules,
         threads={h: ThreadCounts(*c) for h, c in counts.items()},

@@ -20,6 +20,7 @@ from ._bubbles import (
     Change,
     Gap,
     Origin,
+    RefusalEntry,
     Rejected,
     Status,
     TurnClosed,
@@ -36,7 +37,8 @@ __all__ = ["EngineCore", "Sink"]
 
 #: Where a handler reports its changes: a list, or ``None`` when the caller wants
 #: none (``Reconciler.feed``, ``check``): then no change object is built at all.
-#: Refusals and gaps are kept in the engine's logs either way.
+#: Refusals and gaps are kept in the engine's logs either way (a refusal as a
+#: ``RefusalEntry`` tuple, see ``EngineCore._rejected``).
 Sink = list[Change] | None
 
 # Enum members as module constants: reading ``Status.DONE`` goes through the enum
@@ -47,6 +49,7 @@ _STREAM, _CALLBACK, _SYSTEM = Origin.STREAM, Origin.CALLBACK, Origin.SYSTEM
 _CLOSE, _START = TurnInput.CLOSE, TurnInput.START
 _OPENS, _CLOSES = Activity.OPENS, Activity.CLOSES
 _UNBOUND_EVENT = Reason.UNBOUND_EVENT
+_UNBOUND_VALUE = _UNBOUND_EVENT._value_  # the plain string the refusal log keeps
 _CLOSED, _TEXT_SET = Update.CLOSED, Update.TEXT_SET
 _new = object.__new__
 
@@ -103,7 +106,13 @@ class EngineCore:
         self._stored_callback_details: dict[str, dict[str, str]] = {}
         self._created = 0  # creation number of the last bubble, across all threads
         self._line = 0
-        self._rejected: list[Rejected] = []
+        # Every refusal, in line order, as (line, reason value, detail, thread): tuples
+        # of plain strings and ints, which the garbage collector stops tracking once
+        # they survive a collection, where a Rejected kept here would be walked by
+        # every later one (a client that joined mid-turn keeps one per chunk). A
+        # Rejected is made from an entry when read (rejected_of), and on the way in
+        # only for a caller that wants the changes.
+        self._rejected: list[RefusalEntry] = []
         self._gaps: list[Gap] = []
         # Lines (and messages) that were no event: blank, or refused as malformed_line.
         # The event count is derived from it (see ``_events``), so the usual event
@@ -135,10 +144,11 @@ class EngineCore:
         ``thread`` is whatever the event named: only a string is kept, so a client can
         tell which thread may have missed something without trusting a bad field.
         """
-        rejected = refusal(line, reason, detail, thread if isinstance(thread, str) else None)
-        self._rejected.append(rejected)
+        if thread.__class__ is not str and not isinstance(thread, str):
+            thread = None
+        self._rejected.append((line, reason._value_, detail, thread))
         if changes is not None:
-            changes.append(rejected)
+            changes.append(refusal(line, reason, detail, thread))
 
     def _refuse_line(self, line: int, detail: str, changes: Sink) -> None:
         """Section 1: a line (or message) that is no event is refused as
@@ -152,9 +162,6 @@ class EngineCore:
         """Section 3: stream-side content that binds to no turn is refused."""
         # As _refuse and refusal() do, written out: a client that joined mid-turn gets
         # one of these per chunk.
-        rejected: Any = _RejectedInTheMaking()
-        rejected.line = line
-        rejected.reason = _UNBOUND_EVENT
         if agent.__class__ is str and what.__class__ is str:
             wordings = self._unbound_details.get(agent)
             detail = wordings.get(what) if wordings is not None else None
@@ -164,11 +171,15 @@ class EngineCore:
             # A str subclass (an in-process caller's) equals the plain name but may
             # word itself otherwise: worded here, never kept for the plain name.
             detail = f"{what} from {agent!r} binds to no turn"
-        rejected.detail = detail
-        rejected.thread = thread.id
-        rejected.__class__ = Rejected
-        self._rejected.append(rejected)
+        thread_id = thread.id
+        self._rejected.append((line, _UNBOUND_VALUE, detail, thread_id))
         if changes is not None:
+            rejected: Any = _RejectedInTheMaking()
+            rejected.line = line
+            rejected.reason = _UNBOUND_EVENT
+            rejected.detail = detail
+            rejected.thread = thread_id
+            rejected.__class__ = Rejected
             changes.append(rejected)
 
     def _unbound_wording(self, what: str, agent: str) -> str:

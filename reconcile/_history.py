@@ -332,15 +332,18 @@ class HistoryMerge(CallbackPlacement):
                 detail = self._stored_callback_wording(cat, message_id)
         else:  # a str subclass may word itself otherwise: worded each time
             detail = _stored_callback_detail(cat, message_id)
-        # refusal(line, _CALLBACK_WITHOUT_INVOCATION, detail, thread.id), written out.
-        rejected: Any = _RejectedInTheMaking()
-        rejected.line = line
-        rejected.reason = _CALLBACK_WITHOUT_INVOCATION
-        rejected.detail = detail
-        rejected.thread = thread.id
-        rejected.__class__ = Rejected
-        self._rejected.append(rejected)
+        # Logged as an entry (its reason is the Reason member's value); a Rejected
+        # only for a caller that wants the changes: refusal(line,
+        # _CALLBACK_WITHOUT_INVOCATION, detail, thread_id), written out.
+        thread_id = thread.id
+        self._rejected.append((line, "callback_without_invocation", detail, thread_id))
         if changes is not None:
+            rejected: Any = _RejectedInTheMaking()
+            rejected.line = line
+            rejected.reason = _CALLBACK_WITHOUT_INVOCATION
+            rejected.detail = detail
+            rejected.thread = thread_id
+            rejected.__class__ = Rejected
             changes.append(rejected)
 
     def _stored_callback_wording(self, cat: str, message_id: str) -> str:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedKeyList  # type: ignore[import-untyped]
 
-from ._bubbles import Origin, Status
+from ._bubbles import _REASONS, Origin, Status
 
 if TYPE_CHECKING:
     from ._core import EngineCore
@@ -72,5 +72,12 @@ def check(engine: EngineCore) -> None:
             assert bubble.id in in_thread and bubble.invocation is None
     assert seen == set(engine._bubbles), "every bubble is in exactly one thread"
     assert sorted(numbers) == list(range(1, engine._created + 1))
-    assert [r.line for r in engine._rejected] == sorted(r.line for r in engine._rejected)
+    # The refusal log holds (line, reason value, detail, thread) tuples, exact ones of
+    # plain values (see RefusalEntry), in line order.
+    for entry in engine._rejected:
+        assert entry.__class__ is tuple and len(entry) == 4, entry
+        number, reason, detail, named = entry
+        assert number.__class__ is int and reason.__class__ is str and reason in _REASONS
+        assert isinstance(detail, str) and (named is None or isinstance(named, str))
+    assert [r[0] for r in engine._rejected] == sorted(r[0] for r in engine._rejected)
     assert engine._events <= engine._line

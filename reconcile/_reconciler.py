@@ -36,7 +36,7 @@ from ._events import AgentMessage, History, OtherEvent
 from ._history import HistoryMerge
 from ._turns import TurnEnd
 from ._invariants import check
-from ._views import LogView, Stats, ThreadBubbles
+from ._views import LogView, RefusalLog, Stats, ThreadBubbles
 from ._core import Sink
 from ._wire import WireError, decode_json, decoder_keys, is_blank, needs_exact
 
@@ -253,8 +253,13 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
 
     @property
     def rejected(self) -> LogView[Rejected]:
-        """Every refusal so far, in line order (a live view; O(1) to get)."""
-        return LogView(self._rejected)
+        """Every refusal so far, in line order (a live view; O(1) to get).
+
+        Each item is made when read: equal to the :class:`Rejected` the engine handed
+        out for that event, not the same object (the engine keeps plain tuples, which
+        cost the garbage collector nothing once they survive a collection).
+        """
+        return RefusalLog(self._rejected)
 
     @property
     def gaps(self) -> LogView[Gap]:
@@ -276,7 +281,11 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
             "threads": {
                 h: [bubble.to_dict() for bubble in t.order] for h, t in self._threads.items()
             },
-            "rejected": [r.to_dict() for r in self._rejected],
+            # Rejected.to_dict of each entry, without making the Rejected.
+            "rejected": [
+                {"line": line, "reason": reason, "detail": detail}
+                for line, reason, detail, _ in self._rejected
+            ],
             "stats": self.stats.to_dict(),
             "gaps": [g.to_dict() for g in self._gaps],
         }

@@ -8,15 +8,15 @@ long the trace, and nothing a caller does to a view changes the engine.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._bubbles import Bubble
+from ._bubbles import Bubble, RefusalEntry, Rejected, rejected_list, rejected_of
 from ._values import FrozenValue
 
 if TYPE_CHECKING:
     from ._thread import ThreadState
 
-__all__ = ["Stats", "ThreadBubbles", "LogView"]
+__all__ = ["Stats", "ThreadBubbles", "LogView", "RefusalLog"]
 
 T = TypeVar("T")
 
@@ -96,11 +96,16 @@ class LogView(Sequence[T]):
     """A live, read-only view of one of the engine's logs (refusals or gaps).
 
     Reading it copies nothing, so a UI may check ``len(engine.rejected)`` after every
-    event. It compares equal to any list or tuple with the same items.
+    event. It compares equal to any list or tuple with the same items. The refusals'
+    view (:class:`RefusalLog`) makes each :class:`~reconcile.Rejected` as it is read.
     Complexity: ``len`` and indexing O(1).
     """
 
     __slots__ = ("_items",)
+
+    # The log itself: its items here, and what they are made from in a subclass
+    # (RefusalLog's tuples).
+    _items: list[Any]
 
     def __init__(self, items: list[T]) -> None:
         self._items = items
@@ -128,3 +133,37 @@ class LogView(Sequence[T]):
         return f"LogView({self._items!r})"
 
 
+
+
+class RefusalLog(LogView[Rejected]):
+    """The :class:`LogView` of the engine's refusals.
+
+    The engine logs a refusal as a plain tuple (see ``RefusalEntry``: the garbage
+    collector stops tracking those, where it would walk a kept :class:`Rejected` at
+    every collection for the life of the engine), so this view makes a
+    :class:`Rejected` from its entry on each read: equal to the one the engine handed
+    out when it refused the event, but a new value, not that same object.
+    Complexity: ``len`` and indexing O(1), iteration O(n).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, entries: list[RefusalEntry]) -> None:
+        self._items = entries
+
+    @overload
+    def __getitem__(self, index: int) -> Rejected: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Rejected]: ...
+
+    def __getitem__(self, index: int | slice) -> Rejected | list[Rejected]:
+        if isinstance(index, slice):
+            return rejected_list(self._items[index])
+        return rejected_of(self._items[index])
+
+    def __iter__(self) -> Iterator[Rejected]:
+        return map(rejected_of, self._items)
+
+    def __repr__(self) -> str:
+        return f"LogView({list(self)!r})"

@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconcile import CheckReport, Reconciler, RuleReport, check_lines
+from reconcile import CheckReport, Reason, Reconciler, Rejected, RuleReport, check_lines
 from reconcile.testing.simulate import generate
 
 from .helpers import CONFORMANCE, announce, callback, case_dirs, chunk, done, msg, trace_lines
@@ -153,6 +153,25 @@ def test_the_report_agrees_with_the_engine_on_generated_traces_with_faults():
     report = check_lines(lines)
     assert list(report.rejected) == list(engine.rejected)
     assert report.stats == engine.stats.to_dict()
+
+
+def test_the_report_lists_each_refusal_as_the_engine_handed_it_out():
+    # The engine logs refusals as plain tuples; the report makes each a Rejected
+    # equal to the one receive_line returned, with its Reason member.
+    lines = [b"{bad", json.dumps(msg("text", thread=5, content="x", origin="stream")),
+             *lines_of([announce("T1", "P1"), chunk("x", "P-unknown"), callback("y", None),
+                        done("P1"), chunk("late", None, turnInvocationId="T1"),
+                        history(messages=[stored("c1", "cb", origin="callback")])])]
+    engine = Reconciler()
+    returned = [c for line in lines for c in engine.receive_line(line)
+                if isinstance(c, Rejected)]
+    report = check_lines(lines)
+    assert report.rejected == tuple(returned) and len(returned) == 6
+    assert all(type(r) is Rejected and type(r.reason) is Reason for r in report.rejected)
+    assert report.reasons == {"callback_without_invocation": 2, "malformed_event": 1,
+                              "malformed_line": 1, "stream_after_done": 1, "unbound_event": 1}
+    assert all(type(key) is str for key in report.reasons)
+    assert report.threads["t1"].refused == 4
 
 
 def test_to_dict_and_from_dict_round_trip_through_json():

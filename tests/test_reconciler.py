@@ -531,6 +531,122 @@ def test_logs_are_live_views_that_copy_nothing():
     assert rejected != "not a log" and "LogView" in repr(gaps)
 
 
+# One event for each place the engine refuses: _refuse (malformed line and event, a
+# live callback without its turn, stream after done), _unbound, the fast path's own
+# unbound refusal, and a stored callback without its turn.
+EVERY_REFUSAL = [
+    b"{bad",
+    msg("text", thread=5, content="x", origin="stream"),
+    announce("T1", "P1"),
+    chunk("x", "P-unknown"),
+    msg("tool_use", invocationId="P-unknown", toolName="grep", toolInput={}),
+    msg("system_info", content=json.dumps({"type": "thinking", "text": "hm"}),
+        invocationId="P-unknown"),
+    callback("y", None),
+    done("P1"),
+    chunk("late", None, turnInvocationId="T1"),
+    {"event": "history", "data": {"threadId": "t1", "messages": [
+        {"id": "c1", "type": "assistant", "catId": "opus", "content": "cb", "timestamp": 1,
+         "origin": "callback"}]}},
+]
+
+
+def receive_all(events, r=None):
+    """Feed ``events`` (bytes as lines) one call each; return the engine and the
+    refusals those calls returned."""
+    r = r if r is not None else Reconciler()
+    returned = []
+    for event in events:
+        changes = r.receive_line(event) if isinstance(event, bytes) else r.receive_message(event)
+        returned += [c for c in changes if isinstance(c, Rejected)]
+    r._check()
+    return r, returned
+
+
+def test_rejected_holds_values_equal_to_the_refusals_handed_out():
+    r, returned = receive_all(EVERY_REFUSAL)
+    assert {x.reason for x in returned} == set(Reason)
+    assert len(returned) == 8 and [x.line for x in returned] == [1, 2, 4, 5, 6, 7, 9, 10]
+    assert list(r.rejected) == returned and r.rejected == returned
+    for i, x in enumerate(returned):
+        made = r.rejected[i]
+        # A new value each read, equal in every way to the one returned.
+        assert made == x and made is not x and made is not r.rejected[i]
+        assert made.reason is x.reason and type(made) is Rejected
+        assert repr(made) == repr(x) and made.to_dict() == x.to_dict() and hash(made) == hash(x)
+    assert r.to_dict()["rejected"] == [x.to_dict() for x in returned]
+    # The batch path builds no change objects; its log reads the same.
+    batch = Reconciler()
+    batch.feed(e if isinstance(e, bytes) else json.dumps(e) for e in EVERY_REFUSAL)
+    assert batch.rejected == returned and batch.to_dict() == r.to_dict()
+
+
+def test_the_refusal_log_holds_plain_tuples_the_collector_stops_tracking():
+    import gc
+
+    r, returned = receive_all(EVERY_REFUSAL)
+    gc.collect()
+    entries = r._rejected
+    assert [e.__class__ for e in entries] == [tuple] * len(returned)
+    assert entries == [(x.line, x.reason.value, x.detail, x.thread) for x in returned]
+    for line, reason, detail, thread in entries:
+        assert reason.__class__ is str and detail.__class__ is str
+        assert thread is None or thread.__class__ is str
+    assert not any(gc.is_tracked(e) for e in entries)
+
+
+def test_the_refusal_view_is_a_live_read_only_sequence():
+    r = Reconciler()
+    view = r.rejected
+    assert view == [] and view == () and len(view) == 0 and list(view) == []
+    with pytest.raises(IndexError):
+        view[0]
+    _, returned = receive_all(EVERY_REFUSAL, r)
+    assert len(view) == 8 and view == tuple(returned) and view == r.rejected
+    assert view[-1] == returned[-1] and view[2:4] == returned[2:4] and view[::-3] == returned[::-3]
+    assert type(view[1:3]) is list and view[5:2] == []
+    assert list(reversed(view)) == returned[::-1] and returned[3] in view
+    assert view.index(returned[4]) == 4 and view.count(returned[0]) == 1
+    assert view != returned[:-1] and view != "not a log" and view != {"line": 1}
+    assert repr(view) == f"LogView({returned!r})"
+    with pytest.raises(TypeError):
+        view[0] = returned[0]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        hash(view)
+
+
+def test_copies_and_pickles_of_an_engine_keep_its_refusals():
+    import copy
+    import pickle
+
+    r, returned = receive_all(EVERY_REFUSAL)
+    for other in (copy.deepcopy(r), pickle.loads(pickle.dumps(r))):
+        assert other.rejected == returned and other.to_dict() == r.to_dict()
+        assert all(e.__class__ is tuple for e in other._rejected)
+        other._check()
+
+
+def test_str_subclass_ids_give_the_same_refusals_as_plain_strings():
+    class Name(str):
+        pass
+
+    def wrapped(event):
+        if isinstance(event, bytes) or event["event"] != "agent_message":
+            return event
+        data = dict(event["data"])
+        for key in ("threadId", "catId", "invocationId"):
+            if isinstance(data.get(key), str):
+                data[key] = Name(data[key])
+        return {"event": "agent_message", "data": data}
+
+    plain, returned = receive_all(EVERY_REFUSAL)
+    subclass, returned_too = receive_all([wrapped(e) for e in EVERY_REFUSAL])
+    assert returned_too == returned and subclass.rejected == plain.rejected
+    assert repr(subclass.rejected) == repr(plain.rejected)
+    assert subclass.to_dict() == plain.to_dict()
+    assert json.dumps(subclass.to_dict()) == json.dumps(plain.to_dict())
+
+
 def test_bubble_lookup_and_views():
     r, _ = feed([announce("T1"), chunk("x"), callback("y", "T2")])
     view = r.bubbles("t1")
