@@ -16,10 +16,11 @@ import asyncio
 import collections
 import contextlib
 import time
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from reconcile import Bubble, Origin, Status
+from reconcile import Bubble, Origin, Reconciler, Status
 from reconcile.cli._common import bubble_details, shorten  # the notes replay shows too
 
 from ._client import ChatClient
@@ -149,6 +150,25 @@ def render_threads(
     return Group(*parts)
 
 
+# Refusals by reason per engine, and how many of its log they cover: the log only
+# grows, so each redraw of ``watch`` counts the refusals made since the last one, not
+# the whole log again (a client that joined mid-turn is refused thousands of chunks,
+# and each entry read from the log is a new Rejected).
+_TALLIES: weakref.WeakKeyDictionary[Reconciler, tuple[int, collections.Counter[str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _refusals_by_reason(engine: Reconciler) -> collections.Counter[str]:
+    """How many of ``engine``'s refusals each reason has (its value as the key)."""
+    log = engine.rejected
+    seen, counts = _TALLIES.get(engine, (0, collections.Counter()))
+    if len(log) > seen:
+        counts.update(str(change.reason) for change in log[seen:])
+        _TALLIES[engine] = (len(log), counts)
+    return counts
+
+
 def refusal_counts(client: ChatClient) -> tuple[dict[str, int], int]:
     """Refusals by reason, without those of unplaced callbacks, and the number of
     unplaced callbacks (one per thread and message id).
@@ -158,9 +178,7 @@ def refusal_counts(client: ChatClient) -> tuple[dict[str, int], int]:
     refused many times. A user is shown the callback once (and how often it was
     refused); every other refusal is one event.
     """
-    counts: dict[str, int] = {}
-    for change in client.reconciler.rejected:
-        counts[str(change.reason)] = counts.get(str(change.reason), 0) + 1
+    counts = dict(_refusals_by_reason(client.reconciler))
     unplaced = client.unplaced()
     for item in unplaced:
         reason = str(item.reason)
