@@ -11,15 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._bubbles import (
-    BubbleAdded,
-    BubbleUpdated,
-    Origin,
-    Rejected,
-    Status,
-    Update,
-    _RejectedInTheMaking,
-)
+from ._bubbles import BubbleAdded, BubbleUpdated, Origin, Status, Update, refusal
 from ._callbacks import CallbackPlacement, is_explicit_post
 from ._core import Sink, _kept
 from ._errors import Reason
@@ -333,18 +325,11 @@ class HistoryMerge(CallbackPlacement):
         else:  # a str subclass may word itself otherwise: worded each time
             detail = _stored_callback_detail(cat, message_id)
         # Logged as an entry (its reason is the Reason member's value); a Rejected
-        # only for a caller that wants the changes: refusal(line,
-        # _CALLBACK_WITHOUT_INVOCATION, detail, thread_id), written out.
+        # only for a caller that wants the changes.
         thread_id = thread.id
         self._rejected.append((line, "callback_without_invocation", detail, thread_id))
         if changes is not None:
-            rejected: Any = _RejectedInTheMaking()
-            rejected.line = line
-            rejected.reason = _CALLBACK_WITHOUT_INVOCATION
-            rejected.detail = detail
-            rejected.thread = thread_id
-            rejected.__class__ = Rejected
-            changes.append(rejected)
+            changes.append(refusal(line, _CALLBACK_WITHOUT_INVOCATION, detail, thread_id))
 
     def _stored_callback_wording(self, cat: str, message_id: str) -> str:
         """The refusal detail of a stored callback without its turn id, worded once per
