@@ -294,19 +294,25 @@ class HistoryMerge(CallbackPlacement):
         changes: Sink,
     ) -> None:
         """Section 7: a stored callback sets its message's text, or is placed as a
-        live callback of its turn (the caller refuses one with neither)."""
+        live callback of its turn (the caller refuses one with neither, as a rule)."""
         known = thread.by_message_id.get(message_id)
         if known is not None:
             # The message id belongs to the first bubble that got it (section 5).
             self._set_text(known, text, line, changes)
-        else:
-            assert turn_id is not None  # the caller refused it otherwise
+        elif turn_id is not None:
             # Applied exactly as a live callback, explicit posts included (section
             # 4.3: a stored explicit post stays a post of its own).
             self._place_callback(
                 thread, thread.turn(turn_id), cat, text, message_id,
                 is_explicit_post(message), ts, line, changes,
             )
+        else:
+            # Without its turn, the caller refused it unless a bubble had its id; this
+            # lookup found none. Only an in-process caller's id whose hash or equality
+            # changes between calls gets here: refused too, a value as ever (the
+            # caller's test stays the cheap ``in``, which every page of a client that
+            # joined mid-turn runs).
+            self._refuse_stored_callback(thread, cat, message_id, line, changes)
 
     def _refuse_stored_callback(
         self, thread: ThreadState, cat: str, message_id: str, line: int, changes: Sink

@@ -278,3 +278,29 @@ def test_a_page_read_three_times_gives_what_the_reference_model_gives(
     event = page(user("u1", "hi"), STORED[kind](text),
                  stored("m9", "final", origin="callback"))
     reference_agrees([*LIVE[live], event, event, CHUNK, event])
+
+
+def test_a_stored_callback_whose_id_hashes_otherwise_on_each_call_gets_values() -> None:
+    # A stored callback without its turn is refused, or sets the text of the bubble
+    # that has its message id. An in-process caller's id whose hash changes between
+    # calls may answer "known" to one lookup and "unknown" to the next: it must still
+    # get a value (a text set or a refusal), never an exception out of receive_message.
+    class Flaky(str):
+        calls = 0
+
+        def __hash__(self) -> int:
+            Flaky.calls += 1
+            return str.__hash__(self) if Flaky.calls % 2 else 12345
+
+        __eq__ = str.__eq__
+
+    engine = Reconciler()
+    engine.receive_message({"event": "agent_message", "data": {
+        "type": "text", "threadId": "t1", "catId": "opus", "content": "cb",
+        "origin": "callback", "invocationId": "T1", "messageId": "m1"}})
+    event = page(stored(Flaky("m1"), "stored", origin="callback"))
+    for _ in range(4):
+        changes = engine.receive_message(event)
+        assert len(changes) <= 1
+        assert all(type(c).__name__ in ("BubbleUpdated", "Rejected") for c in changes)
+    engine._check()
