@@ -23,7 +23,7 @@ _TIERS = {
         "test_reconciler", "test_history", "test_races", "test_contract", "test_layers",
         "test_errors", "test_wire_rules", "test_engine_edges", "test_change_stream",
         "test_check_report", "test_seq_and_envelope", "test_event_builders", "test_changes",
-        "test_values", "test_shortcuts"),
+        "test_values", "test_shortcuts", "test_view"),
     1: ("test_conformance", "test_real_server_captures", "test_real_server_recordings",
         "test_check_observer",
         "test_cli", "test_startup", "test_readme", "test_docs"),
