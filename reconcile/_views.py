@@ -133,8 +133,6 @@ class LogView(Sequence[T]):
         return f"LogView({self._items!r})"
 
 
-
-
 class RefusalLog(LogView[Rejected]):
     """The :class:`LogView` of the engine's refusals.
 
