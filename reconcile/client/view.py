@@ -163,9 +163,10 @@ def _refusals_by_reason(engine: Reconciler) -> collections.Counter[str]:
     """How many of ``engine``'s refusals each reason has (its value as the key)."""
     log = engine.rejected
     seen, counts = _TALLIES.get(engine, (0, collections.Counter()))
-    if len(log) > seen:
-        counts.update(str(change.reason) for change in log[seen:])
-        _TALLIES[engine] = (len(log), counts)
+    size = len(log)  # read once: the count and what it covers are the same entries
+    if size > seen:
+        counts.update(str(change.reason) for change in log[seen:size])
+        _TALLIES[engine] = (size, counts)
     return counts
 
 
