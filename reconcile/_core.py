@@ -21,12 +21,10 @@ from ._bubbles import (
     Gap,
     Origin,
     RefusalEntry,
-    Rejected,
     Status,
     TurnClosed,
     TurnOpened,
     Update,
-    _RejectedInTheMaking,
     refusal,
 )
 from ._errors import Reason
@@ -159,9 +157,12 @@ class EngineCore:
     def _unbound(
         self, thread: ThreadState, line: int, what: str, agent: str, changes: Sink
     ) -> None:
-        """Section 3: stream-side content that binds to no turn is refused."""
-        # As _refuse and refusal() do, written out: a client that joined mid-turn gets
-        # one of these per chunk.
+        """Section 3: stream-side content that binds to no turn is refused.
+
+        As _refuse does, with the wording kept per agent: a client that joined mid-turn
+        gets one of these per tool event and thinking (its stream chunks are refused
+        inside the fast path, see _agent_message).
+        """
         if agent.__class__ is str and what.__class__ is str:
             wordings = self._unbound_details.get(agent)
             detail = wordings.get(what) if wordings is not None else None
@@ -174,13 +175,7 @@ class EngineCore:
         thread_id = thread.id
         self._rejected.append((line, _UNBOUND_VALUE, detail, thread_id))
         if changes is not None:
-            rejected: Any = _RejectedInTheMaking()
-            rejected.line = line
-            rejected.reason = _UNBOUND_EVENT
-            rejected.detail = detail
-            rejected.thread = thread_id
-            rejected.__class__ = Rejected
-            changes.append(rejected)
+            changes.append(refusal(line, _UNBOUND_EVENT, detail, thread_id))
 
     def _unbound_wording(self, what: str, agent: str) -> str:
         """The detail of an unbound refusal, worded once per (agent, what) and kept in
