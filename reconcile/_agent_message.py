@@ -74,6 +74,9 @@ _RUNNING = TurnState.RUNNING
 _DONE_END = TurnEnd.DONE
 _TOOL = Update.TOOL
 _UNBOUND_EVENT = Reason.UNBOUND_EVENT
+# The refusal log keeps a reason's plain value; the fast path writes it as a literal (a
+# constant, where a module global is a dictionary read per refused chunk).
+assert _UNBOUND_EVENT._value_ == "unbound_event", "the literal in _agent_message is stale"
 _new = object.__new__
 
 

@@ -33,6 +33,10 @@ _STORED = TurnEnd.STORED
 _STREAM, _DONE = Origin.STREAM, Status.DONE
 _TEXT_SET, _CLOSED = Update.TEXT_SET, Update.CLOSED
 _CALLBACK_WITHOUT_INVOCATION = Reason.CALLBACK_WITHOUT_INVOCATION
+# The refusal log keeps a reason's plain value, written as a literal below.
+assert _CALLBACK_WITHOUT_INVOCATION._value_ == "callback_without_invocation", (
+    "the literal in _refuse_stored_callback is stale"
+)
 _STREAMING = Status.STREAMING
 
 # A client that joined mid-turn reads the same page about once a second: the same draft
