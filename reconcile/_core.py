@@ -47,7 +47,6 @@ _STREAM, _CALLBACK, _SYSTEM = Origin.STREAM, Origin.CALLBACK, Origin.SYSTEM
 _CLOSE, _START = TurnInput.CLOSE, TurnInput.START
 _OPENS, _CLOSES = Activity.OPENS, Activity.CLOSES
 _UNBOUND_EVENT = Reason.UNBOUND_EVENT
-_UNBOUND_VALUE = _UNBOUND_EVENT._value_  # the plain string the refusal log keeps
 _CLOSED, _TEXT_SET = Update.CLOSED, Update.TEXT_SET
 _new = object.__new__
 
@@ -159,9 +158,9 @@ class EngineCore:
     ) -> None:
         """Section 3: stream-side content that binds to no turn is refused.
 
-        As _refuse does, with the wording kept per agent: a client that joined mid-turn
-        gets one of these per tool event and thinking (its stream chunks are refused
-        inside the fast path, see _agent_message).
+        The wording is kept per agent: a client that joined mid-turn gets one of these
+        per tool event and thinking (its stream chunks are refused inside the fast
+        path, see _agent_message).
         """
         if agent.__class__ is str and what.__class__ is str:
             wordings = self._unbound_details.get(agent)
@@ -172,10 +171,7 @@ class EngineCore:
             # A str subclass (an in-process caller's) equals the plain name but may
             # word itself otherwise: worded here, never kept for the plain name.
             detail = f"{what} from {agent!r} binds to no turn"
-        thread_id = thread.id
-        self._rejected.append((line, _UNBOUND_VALUE, detail, thread_id))
-        if changes is not None:
-            changes.append(refusal(line, _UNBOUND_EVENT, detail, thread_id))
+        self._refuse(line, _UNBOUND_EVENT, detail, changes, thread.id)
 
     def _unbound_wording(self, what: str, agent: str) -> str:
         """The detail of an unbound refusal, worded once per (agent, what) and kept in
