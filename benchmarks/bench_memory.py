@@ -49,7 +49,10 @@ def retained(lines: list[bytes], n: int, top: int = 0) -> tuple[float, list[dict
     bubbles = [b for h in reconciler.threads for b in reconciler.bubbles(h)]
     assert len(bubbles) == n and all(b.status.value == "done" for b in bubbles)
     # The text: the strings each bubble holds (read before any join happens).
-    text = sum(sys.getsizeof(part) for b in bubbles for part in b._parts)
+    text = sum(
+        sys.getsizeof(b._text) if isinstance(b._text, str) else sum(map(sys.getsizeof, b._text))
+        for b in bubbles
+    )
     return (held - text) / len(bubbles), sites
 
 

@@ -74,9 +74,6 @@ _RUNNING = TurnState.RUNNING
 _DONE_END = TurnEnd.DONE
 _TOOL = Update.TOOL
 _UNBOUND_EVENT = Reason.UNBOUND_EVENT
-# The refusal log keeps a reason's plain value; the fast path writes it as a literal (a
-# constant, where a module global is a dictionary read per refused chunk).
-assert _UNBOUND_EVENT._value_ == "unbound_event", "the literal in _agent_message is stale"
 _new = object.__new__
 
 
@@ -285,20 +282,21 @@ class AgentMessageHandlers(CallbackPlacement):
                 if turn is None:  # rule 2 never falls through
                     # _unbound(thread, line, "stream text", cat, changes), written out
                     # (a client that joined mid-turn refuses most of its chunks here;
-                    # tests/test_shortcuts.py compares the two): logged as an entry
-                    # (its reason is Reason.UNBOUND_EVENT's value), and for a caller
-                    # that wants the changes a Rejected built as refusal() builds it.
-                    wordings = self._unbound_details.get(cat)
-                    detail = wordings.get("stream text") if wordings is not None else None
-                    if detail is None:
-                        detail = self._unbound_wording("stream text", cat)
-                    self._rejected.append((line, "unbound_event", detail, thread.id))
+                    # tests/test_shortcuts.py compares the two): logged as its line and
+                    # the thread's one Refusal of this agent's unbound chunks, and for
+                    # a caller that wants the changes a Rejected built as refusal()
+                    # builds it.
+                    why = thread.unbound_text.get(cat)
+                    if why is None:
+                        why = self._unbound_text(thread, cat)
+                    self._refusal_lines.append(line)
+                    self._refusals.append(why)
                     if changes is None:
                         return thread, kind, origin
                     rejected: Any = _RejectedInTheMaking()
                     rejected.line = line
                     rejected.reason = _UNBOUND_EVENT
-                    rejected.detail = detail
+                    rejected.detail = why[1]
                     rejected.thread = thread.id
                     rejected.__class__ = Rejected
                     changes.append(rejected)
@@ -311,7 +309,12 @@ class AgentMessageHandlers(CallbackPlacement):
                 # The table's row for this case (asserted at import): append, nothing
                 # else.
                 if content:  # an empty chunk changes nothing: no report
-                    bubble._parts.append(content)  # Bubble.append, inline
+                    # Bubble.append, inline.
+                    parts = bubble._text
+                    if parts.__class__ is str:
+                        bubble._text = [parts, content]
+                    else:
+                        parts.append(content)  # type: ignore[union-attr]
                     if changes is not None:
                         # BubbleUpdated(bubble, _APPENDED, line, content), built
                         # inline (see the assertion at the top).

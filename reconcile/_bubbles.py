@@ -111,7 +111,7 @@ class Bubble:
         "_tools_view",
         "_blocks_view",
         "error",
-        "_parts",
+        "_text",
         "_ts",
         "_number",
     )
@@ -148,8 +148,12 @@ class Bubble:
         self._tools_view: tuple[Mapping[str, Any], ...] = ()
         self._blocks_view: tuple[str, ...] = ()
         self.error = error
-        # Text as a list of parts: appending a chunk is O(1), reading joins once.
-        self._parts = [text]
+        # The text: a str, or while stream chunks come a list of its parts (appending
+        # a chunk is O(1); reading joins them once, back into a str). Most bubbles
+        # never get a chunk after the first text (stored messages, callbacks): a str
+        # alone spares them a list, an object the garbage collector walks for as long
+        # as the engine keeps the bubble.
+        self._text: str | list[str] = text
         # Display order: (creating event's timestamp, creation number). Both never
         # change: a replacement keeps the bubble's place (section 5). Two fields, not
         # a key tuple (ts, number, bubble): a bubble holding a tuple that holds the
@@ -162,11 +166,12 @@ class Bubble:
     @property
     def text(self) -> str:
         """The bubble's text. Complexity: O(length) on the first read after appends."""
-        parts = self._parts
-        if len(parts) != 1:
-            # Join once and keep the result, so repeated reads are O(1).
-            parts[:] = ["".join(parts)]
-        return parts[0]
+        text = self._text
+        if text.__class__ is str:
+            return text
+        # Join once and keep the result, so repeated reads are O(1).
+        text = self._text = "".join(text)
+        return text
 
     @property
     def tools(self) -> tuple[Mapping[str, Any], ...]:
@@ -209,17 +214,21 @@ class Bubble:
 
     def set_text(self, text: str) -> bool:
         """Replace the text (a callback snapshot or a stored message)."""
-        parts = self._parts
-        # The text property, inline for the usual single part: every stored message
-        # of a page the client has seen before compares its text here.
-        if (parts[0] if len(parts) == 1 else self.text) == text:
+        # The text property, inline for a str: every stored message of a page the
+        # client has seen before compares its text here.
+        current = self._text
+        if (current if current.__class__ is str else self.text) == text:
             return False
-        self._parts = [text]
+        self._text = text
         return True
 
     def append(self, chunk: str) -> None:
         """Append a stream chunk. Complexity: O(1)."""
-        self._parts.append(chunk)
+        text = self._text
+        if text.__class__ is str:
+            self._text = [text, chunk]
+        else:
+            text.append(chunk)  # type: ignore[union-attr]
 
     def settle(self) -> bool:
         """The status rule, in one place: a bubble whose turn stopped streaming (or
@@ -233,7 +242,7 @@ class Bubble:
     def become_callback(self, text: str, message_id: str | None) -> None:
         """Section 4.2: a callback snapshot replaces the stream text, in place."""
         self.origin = _CALLBACK
-        self._parts = [text]
+        self._text = text
         self.message_id = message_id
         self.settle()
 
@@ -396,37 +405,39 @@ def refusal(line: int, reason: Reason, detail: str, thread: str | None) -> Rejec
     return rejected  # type: ignore[no-any-return]
 
 
-#: How the engine logs a refusal: ``(line, reason, detail, thread)``, ``reason`` the
-#: plain string value of its :class:`Reason`. An exact tuple of plain strings and ints
-#: holds nothing the garbage collector tracks, so the collector stops tracking it at
-#: the first collection it survives; a :class:`Rejected` (slotted) and a ``Reason``
-#: member (it has a ``__dict__``) are walked by every later collection, and a client
-#: that joined mid-turn keeps one refusal per chunk for the life of the engine.
-RefusalEntry = tuple[int, str, str, "str | None"]
+#: What the engine logs of a refusal besides its line: ``(reason, detail, thread)``,
+#: ``reason`` the plain string value of its :class:`Reason`. The log is two lists side
+#: by side, the lines and these (see ``EngineCore._refusal_lines``), and the refusals of
+#: one kind share one tuple: a client that joined mid-turn refuses every chunk of the
+#: turn under way with the same reason, detail and thread, and a tuple made per
+#: refusal would be an object the garbage collector tracks until its first collection
+#: (about 60 instructions per event of such a client, in collections alone).
+Refusal = tuple[str, str, "str | None"]
 
 # Reason value -> member, for rejected_of: a dictionary lookup, where Reason(value)
 # runs the enum's Python-level lookup.
 _REASONS: dict[str, Reason] = {reason._value_: reason for reason in Reason}
 
 
-def rejected_of(entry: RefusalEntry) -> Rejected:
+def rejected_of(line: int, why: Refusal) -> Rejected:
     """The :class:`Rejected` a refusal log entry stands for: a new value, equal to the
     one the engine handed out when it refused the event (built as :func:`refusal`
     builds it)."""
     rejected: Any = _RejectedInTheMaking()
-    rejected.line, reason, rejected.detail, rejected.thread = entry
+    rejected.line = line
+    reason, rejected.detail, rejected.thread = why
     rejected.reason = _REASONS[reason]
     rejected.__class__ = Rejected
     return rejected  # type: ignore[no-any-return]
 
 
-def rejected_list(entries: Iterable[RefusalEntry]) -> list[Rejected]:
-    """``[rejected_of(entry) for entry in entries]``, without a Python call per entry
+def rejected_list(lines: Iterable[int], whys: Iterable[Refusal]) -> list[Rejected]:
+    """``list(map(rejected_of, lines, whys))``, without a Python call per entry
     (``check`` reports every refusal of a trace, and a late joiner's has thousands)."""
     made: list[Rejected] = []
     append = made.append
     reasons = _REASONS
-    for line, reason, detail, thread in entries:
+    for line, (reason, detail, thread) in zip(lines, whys):
         rejected: Any = _RejectedInTheMaking()
         rejected.line = line
         rejected.reason = reasons[reason]

@@ -67,13 +67,13 @@ RULES: dict[str, tuple[int, str]] = {
 _STREAM_TYPES = frozenset({"text", "tool_use", "tool_result", "done", "error"})
 _object_setattr = object.__setattr__
 _NO_STREAM: dict[str, Any] = {}  # read only: a stored message without extra.stream
-# The engine logs a refusal as (line, reason value, detail, thread): these are the
-# values, and the getters read an entry's reason and thread.
+# The engine logs a refusal as its line and (reason value, detail, thread): these are
+# the values, and the getters read a Refusal's reason and thread.
 _MALFORMED_LINE = Reason.MALFORMED_LINE._value_
 _MALFORMED_EVENT = Reason.MALFORMED_EVENT._value_
 _UNBOUND = Reason.UNBOUND_EVENT._value_
 _NO_INVOCATION = Reason.CALLBACK_WITHOUT_INVOCATION._value_
-_reason_of, _thread_of = itemgetter(1), itemgetter(3)
+_reason_of, _thread_of = itemgetter(0), itemgetter(2)
 _loads, _JSONDecodeError = orjson.loads, orjson.JSONDecodeError
 
 
@@ -313,7 +313,7 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
     # fast path hands back are counted on their thread's state (``checked``) instead.
     events: dict[str, int] = {}
     live: set[str] = set()  # threads that had live agent_message events (besides those)
-    rejected = engine._rejected  # the engine's own log of entries (read only)
+    rejected = engine._refusals  # the engine's own log (read only), beside its lines
     seen = 0  # refusals already looked at
     threads = engine._threads
     agent_message = engine._agent_message
@@ -365,12 +365,12 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
             # strings of different lengths, told apart at once).
             seen += 1
             if len(rejected) == seen:
-                reason = rejected[-1][1]
+                reason = rejected[-1][0]
                 if reason == _MALFORMED_LINE or reason == _MALFORMED_EVENT:
                     continue  # refused as malformed: not counted against any rule
                 new = (reason,)
             else:
-                new = [r[1] for r in rejected[seen - 1:]]
+                new = [r[0] for r in rejected[seen - 1:]]
                 seen = len(rejected)
                 if _MALFORMED_LINE in new or _MALFORMED_EVENT in new:
                     continue
@@ -485,7 +485,7 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
         lines=engine.lines,
         events=stats["events"],
         stats=stats,
-        rejected=tuple(rejected_list(rejected)),
+        rejected=tuple(rejected_list(engine._refusal_lines, rejected)),
         reasons=dict(sorted(reasons.items())),
         rules=rules,
         threads={h: ThreadCounts(*c) for h, c in counts.items()},

@@ -11,7 +11,7 @@ points in ``_reconciler``; they all build on this class.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from ._bubbles import (
     Bubble,
@@ -20,7 +20,7 @@ from ._bubbles import (
     Change,
     Gap,
     Origin,
-    RefusalEntry,
+    Refusal,
     Status,
     TurnClosed,
     TurnOpened,
@@ -33,10 +33,12 @@ from ._turns import _CLOSED_STATES, Activity, Turn, TurnEnd, TurnInput
 
 __all__ = ["EngineCore", "Sink"]
 
+_T = TypeVar("_T")
+
 #: Where a handler reports its changes: a list, or ``None`` when the caller wants
 #: none (``Reconciler.feed``, ``check``): then no change object is built at all.
-#: Refusals and gaps are kept in the engine's logs either way (a refusal as a
-#: ``RefusalEntry`` tuple, see ``EngineCore._rejected``).
+#: Refusals and gaps are kept in the engine's logs either way (a refusal as its line
+#: and a ``Refusal`` tuple, see ``EngineCore._refusal_lines``).
 Sink = list[Change] | None
 
 # Enum members as module constants: reading ``Status.DONE`` goes through the enum
@@ -70,18 +72,18 @@ assert TurnClosed._fields == ("thread", "cat", "turn", "how", "line"), (
 # Bubble's too (its __init__ takes 11 arguments): _new_bubble sets these slots, all.
 assert Bubble.__slots__ == (
     "id", "thread", "cat", "invocation", "origin", "status", "message_id", "thinking",
-    "_tools", "_blocks", "_tools_view", "_blocks_view", "error", "_parts", "_ts", "_number",
+    "_tools", "_blocks", "_tools_view", "_blocks_view", "error", "_text", "_ts", "_number",
 ), "the inline Bubble in _core no longer sets every field"
 
 
-def _kept(cache: dict[str, dict[str, str]], outer: str, inner: str, detail: str) -> str:
-    """Keep ``detail`` in a refusal wording cache (``outer`` -> ``inner`` -> detail)
-    and return it: the engine words a refusal the first time only."""
-    details = cache.get(outer)
-    if details is None:
-        details = cache[outer] = {}
-    details[inner] = detail
-    return detail
+def _kept(cache: dict[str, dict[str, _T]], outer: str, inner: str, value: _T) -> _T:
+    """Keep ``value`` in a refusal cache (``outer`` -> ``inner`` -> value) and return
+    it: the engine words a refusal the first time only."""
+    kept = cache.get(outer)
+    if kept is None:
+        kept = cache[outer] = {}
+    kept[inner] = value
+    return value
 
 
 class EngineCore:
@@ -91,25 +93,25 @@ class EngineCore:
         self._threads: dict[str, ThreadState] = {}
         self._bubbles: dict[str, Bubble] = {}
         self._names: dict[str, str] = {}  # agent name -> the one shared string
-        # agent -> what -> the detail of an unbound refusal ("stream text from 'opus'
-        # binds to no turn"), worded once per engine: formatting it costs more than the
-        # rest of the refusal, and a client that joined mid-turn gets one per chunk.
-        # It grows with the agents, as _names does.
+        # agent -> what -> the detail of an unbound refusal, worded once per engine
+        # (see _unbound_detail). It grows with the agents, as _names does.
         self._unbound_details: dict[str, dict[str, str]] = {}
         # agent -> stored message id -> the detail of that stored callback's refusal
         # (section 7: one without its turn id is refused again on every page that
-        # holds it, and a client that joined mid-turn reads a page about every second).
-        # It grows with the stored callbacks refused.
+        # holds it). It grows with the stored callbacks refused.
         self._stored_callback_details: dict[str, dict[str, str]] = {}
         self._created = 0  # creation number of the last bubble, across all threads
         self._line = 0
-        # Every refusal, in line order, as (line, reason value, detail, thread): tuples
-        # of plain strings and ints, which the garbage collector stops tracking once
-        # they survive a collection, where a Rejected kept here would be walked by
-        # every later one (a client that joined mid-turn keeps one per chunk). A
-        # Rejected is made from an entry when read (rejected_of), and on the way in
-        # only for a caller that wants the changes.
-        self._rejected: list[RefusalEntry] = []
+        # Every refusal, in line order, as two lists side by side: its line, and its
+        # (reason value, detail, thread) (a Refusal). Refusals of one kind share that
+        # tuple (see ThreadState.unbound_text and refused_callbacks), so a refusal
+        # costs two list slots and no object: a client that joined mid-turn refuses
+        # every chunk of the turn under way, and a kept object is one the garbage
+        # collector walks (a Rejected for as long as the engine lives). A Rejected is
+        # made from an entry when read (rejected_of), and on the way in only for a
+        # caller that wants the changes.
+        self._refusal_lines: list[int] = []
+        self._refusals: list[Refusal] = []
         self._gaps: list[Gap] = []
         # Lines (and messages) that were no event: blank, or refused as malformed_line.
         # The event count is derived from it (see ``_events``), so the usual event
@@ -143,7 +145,8 @@ class EngineCore:
         """
         if thread.__class__ is not str and not isinstance(thread, str):
             thread = None
-        self._rejected.append((line, reason._value_, detail, thread))
+        self._refusal_lines.append(line)
+        self._refusals.append((reason._value_, detail, thread))
         if changes is not None:
             changes.append(refusal(line, reason, detail, thread))
 
@@ -158,26 +161,36 @@ class EngineCore:
     ) -> None:
         """Section 3: stream-side content that binds to no turn is refused.
 
-        The wording is kept per agent: a client that joined mid-turn gets one of these
-        per tool event and thinking (its stream chunks are refused inside the fast
-        path, see _agent_message).
+        A client that joined mid-turn gets one of these per tool event and thinking
+        (its stream chunks are refused inside the fast path, see _agent_message).
         """
+        self._refuse(line, _UNBOUND_EVENT, self._unbound_detail(what, agent), changes, thread.id)
+
+    def _unbound_detail(self, what: str, agent: str) -> str:
+        """The detail of an unbound refusal ("stream text from 'opus' binds to no
+        turn"), worded once per (agent, what) and kept in ``_unbound_details``:
+        formatting it costs more than the rest of the refusal."""
         if agent.__class__ is str and what.__class__ is str:
             wordings = self._unbound_details.get(agent)
             detail = wordings.get(what) if wordings is not None else None
             if detail is None:
-                detail = self._unbound_wording(what, agent)
-        else:
-            # A str subclass (an in-process caller's) equals the plain name but may
-            # word itself otherwise: worded here, never kept for the plain name.
-            detail = f"{what} from {agent!r} binds to no turn"
-        self._refuse(line, _UNBOUND_EVENT, detail, changes, thread.id)
+                detail = _kept(
+                    self._unbound_details, agent, what, f"{what} from {agent!r} binds to no turn"
+                )
+            return detail
+        # A str subclass (an in-process caller's) equals the plain name but may word
+        # itself otherwise: worded each time, never kept for the plain name.
+        return f"{what} from {agent!r} binds to no turn"
 
-    def _unbound_wording(self, what: str, agent: str) -> str:
-        """The detail of an unbound refusal, worded once per (agent, what) and kept in
-        ``_unbound_details`` (agent -> what -> detail). Plain strings only: a ``str``
-        subclass equals the plain name but may word itself otherwise."""
-        return _kept(self._unbound_details, agent, what, f"{what} from {agent!r} binds to no turn")
+    def _unbound_text(self, thread: ThreadState, agent: str) -> Refusal:
+        """What the log keeps of an unbound stream chunk from ``agent`` in ``thread``,
+        made once and kept in ``thread.unbound_text``: the fast path refuses such a
+        chunk itself (see _agent_message), and every chunk of a turn this client
+        never saw announced is one. ``agent`` is exactly a ``str`` (step 1)."""
+        why = thread.unbound_text[agent] = (
+            _UNBOUND_EVENT._value_, self._unbound_detail("stream text", agent), thread.id
+        )
+        return why
 
     # ------------------------------------------------------------------ threads
 
@@ -224,7 +237,7 @@ class EngineCore:
         bubble._tools_view = ()
         bubble._blocks_view = ()
         bubble.error = error
-        bubble._parts = [text]
+        bubble._text = text
         bubble._ts = ts
         bubble._number = number
         order = thread.order

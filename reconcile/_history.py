@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._bubbles import BubbleAdded, BubbleUpdated, Origin, Status, Update, refusal
+from ._bubbles import BubbleAdded, BubbleUpdated, Origin, Refusal, Status, Update, refusal
 from ._callbacks import CallbackPlacement, is_explicit_post
 from ._core import Sink, _kept
 from ._errors import Reason
@@ -33,10 +33,6 @@ _STORED = TurnEnd.STORED
 _STREAM, _DONE = Origin.STREAM, Status.DONE
 _TEXT_SET, _CLOSED = Update.TEXT_SET, Update.CLOSED
 _CALLBACK_WITHOUT_INVOCATION = Reason.CALLBACK_WITHOUT_INVOCATION
-# The refusal log keeps a reason's plain value, written as a literal below.
-assert _CALLBACK_WITHOUT_INVOCATION._value_ == "callback_without_invocation", (
-    "the literal in _refuse_stored_callback is stale"
-)
 _STREAMING = Status.STREAMING
 
 # A client that joined mid-turn reads the same page about once a second: the same draft
@@ -252,8 +248,9 @@ class HistoryMerge(CallbackPlacement):
                     if state in _STORED_SETS_TEXT:
                         bubble = turn.primary
                         if bubble is not None and bubble.status is not _STREAMING:
-                            parts = bubble._parts  # Bubble.text, inline for one part
-                            if (parts[0] if len(parts) == 1 else bubble.text) == text:
+                            # Bubble.text, inline for a str.
+                            known = bubble._text
+                            if (known if known.__class__ is str else bubble.text) == text:
                                 continue  # read again: same text, already done
                 self._stored_turn_message(
                     thread, cat, turn, turn_id, text, ts, line, changes
@@ -324,30 +321,43 @@ class HistoryMerge(CallbackPlacement):
         """Refuse a stored callback that names no turn and no known message.
 
         ``_refuse``, written out (a client that joined mid-turn meets the same stored
-        callback on every page): the thread id is a string already, and the wording
-        of a plain-string agent and id is made once and kept.
+        callback on every page): the thread id is a string already, and for a
+        plain-string agent and id what the log keeps (a ``Refusal``) is made once and
+        kept in ``thread.refused_callbacks``.
         """
         if cat.__class__ is str and message_id.__class__ is str:
-            by_id = self._stored_callback_details.get(cat)
-            detail = by_id.get(message_id) if by_id is not None else None
-            if detail is None:
-                detail = self._stored_callback_wording(cat, message_id)
+            by_id = thread.refused_callbacks.get(cat)
+            why = by_id.get(message_id) if by_id is not None else None
+            if why is None:
+                why = self._stored_callback_refusal(thread, cat, message_id)
         else:  # a str subclass may word itself otherwise: worded each time
-            detail = _stored_callback_detail(cat, message_id)
-        # Logged as an entry (its reason is the Reason member's value); a Rejected
-        # only for a caller that wants the changes.
-        thread_id = thread.id
-        self._rejected.append((line, "callback_without_invocation", detail, thread_id))
+            why = (
+                _CALLBACK_WITHOUT_INVOCATION._value_,
+                _stored_callback_detail(cat, message_id),
+                thread.id,
+            )
+        self._refusal_lines.append(line)
+        self._refusals.append(why)
         if changes is not None:
-            changes.append(refusal(line, _CALLBACK_WITHOUT_INVOCATION, detail, thread_id))
+            changes.append(refusal(line, _CALLBACK_WITHOUT_INVOCATION, why[1], why[2]))
 
-    def _stored_callback_wording(self, cat: str, message_id: str) -> str:
-        """The refusal detail of a stored callback without its turn id, worded once per
-        (agent, message id) and kept in ``_stored_callback_details``. Plain strings
-        only."""
+    def _stored_callback_refusal(
+        self, thread: ThreadState, cat: str, message_id: str
+    ) -> Refusal:
+        """What the log keeps of the refusal of the stored callback ``message_id``
+        from ``cat`` in ``thread``, made once and kept in ``thread.refused_callbacks``;
+        its detail is worded once per engine and kept in ``_stored_callback_details``.
+        Plain strings only."""
+        details = self._stored_callback_details.get(cat)
+        detail = details.get(message_id) if details is not None else None
+        if detail is None:
+            detail = _kept(
+                self._stored_callback_details, cat, message_id,
+                _stored_callback_detail(cat, message_id),
+            )
         return _kept(
-            self._stored_callback_details, cat, message_id,
-            _stored_callback_detail(cat, message_id),
+            thread.refused_callbacks, cat, message_id,
+            (_CALLBACK_WITHOUT_INVOCATION._value_, detail, thread.id),
         )
 
     def _stored_draft(

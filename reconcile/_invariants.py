@@ -72,12 +72,14 @@ def check(engine: EngineCore) -> None:
             assert bubble.id in in_thread and bubble.invocation is None
     assert seen == set(engine._bubbles), "every bubble is in exactly one thread"
     assert sorted(numbers) == list(range(1, engine._created + 1))
-    # The refusal log holds (line, reason value, detail, thread) tuples, exact ones of
-    # plain values (see RefusalEntry), in line order.
-    for entry in engine._rejected:
-        assert entry.__class__ is tuple and len(entry) == 4, entry
-        number, reason, detail, named = entry
-        assert number.__class__ is int and reason.__class__ is str and reason in _REASONS
+    # The refusal log is two lists side by side: the lines, in order, and the
+    # (reason value, detail, thread) tuples of plain values (see Refusal).
+    lines, whys = engine._refusal_lines, engine._refusals
+    assert len(lines) == len(whys)
+    assert all(number.__class__ is int for number in lines) and lines == sorted(lines)
+    for why in whys:
+        assert why.__class__ is tuple and len(why) == 3, why
+        reason, detail, named = why
+        assert reason.__class__ is str and reason in _REASONS
         assert isinstance(detail, str) and (named is None or isinstance(named, str))
-    assert [r[0] for r in engine._rejected] == sorted(r[0] for r in engine._rejected)
     assert engine._events <= engine._line

@@ -257,9 +257,9 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
 
         Each item is made when read: equal to the :class:`Rejected` the engine handed
         out for that event, not the same object (the engine keeps plain tuples, which
-        cost the garbage collector nothing once they survive a collection).
+        cost the garbage collector nothing, see ``Refusal``).
         """
-        return RefusalLog(self._rejected)
+        return RefusalLog(self._refusal_lines, self._refusals)
 
     @property
     def gaps(self) -> LogView[Gap]:
@@ -284,7 +284,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
             # Rejected.to_dict of each entry, without making the Rejected.
             "rejected": [
                 {"line": line, "reason": reason, "detail": detail}
-                for line, reason, detail, _ in self._rejected
+                for line, (reason, detail, _) in zip(self._refusal_lines, self._refusals)
             ],
             "stats": self.stats.to_dict(),
             "gaps": [g.to_dict() for g in self._gaps],

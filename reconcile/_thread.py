@@ -25,7 +25,7 @@ from typing import Any
 
 from sortedcontainers import SortedKeyList, SortedList  # type: ignore[import-untyped]
 
-from ._bubbles import Bubble
+from ._bubbles import Bubble, Refusal
 from ._turns import Turn, TurnState
 
 __all__ = ["ThreadState"]
@@ -66,6 +66,8 @@ class ThreadState:
         "stored",
         "held_blocks",
         "running",
+        "unbound_text",
+        "refused_callbacks",
         "checked",
     )
 
@@ -96,6 +98,13 @@ class ThreadState:
         # Running turns in opening order (a dict keeps insertion order): turn id ->
         # (agent, since, line). Plain tuples: a RunningTurn is made only when read.
         self.running: dict[str, tuple[str, int, int]] = {}
+        # What the refusal log keeps of a refusal that repeats (see
+        # EngineCore._refusal_lines), made once: agent -> its unbound stream chunk's
+        # Refusal, and agent -> stored message id -> the Refusal of that stored
+        # callback without its turn id (section 7; a client that joined mid-turn
+        # meets it on every page).
+        self.unbound_text: dict[str, Refusal] = {}
+        self.refused_callbacks: dict[str, dict[str, Refusal]] = {}
         # Events of this thread that ``check_lines`` counted from the engine's fast
         # path (see ``_agent_message``'s return value); the engine never reads it.
         self.checked = 0

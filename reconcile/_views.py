@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._bubbles import Bubble, RefusalEntry, Rejected, rejected_list, rejected_of
+from ._bubbles import Bubble, Refusal, Rejected, rejected_list, rejected_of
 from ._values import FrozenValue
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class LogView(Sequence[T]):
     __slots__ = ("_items",)
 
     # The log itself: its items here, and what they are made from in a subclass
-    # (RefusalLog's tuples).
+    # (RefusalLog's lines, beside its Refusal tuples).
     _items: list[Any]
 
     def __init__(self, items: list[T]) -> None:
@@ -136,18 +136,19 @@ class LogView(Sequence[T]):
 class RefusalLog(LogView[Rejected]):
     """The :class:`LogView` of the engine's refusals.
 
-    The engine logs a refusal as a plain tuple (see ``RefusalEntry``: the garbage
-    collector stops tracking those, where it would walk a kept :class:`Rejected` at
-    every collection for the life of the engine), so this view makes a
-    :class:`Rejected` from its entry on each read: equal to the one the engine handed
-    out when it refused the event, but a new value, not that same object.
+    The engine logs a refusal as its line and a ``Refusal`` tuple, which refusals of
+    one kind share (see ``EngineCore._refusal_lines``: no object per refusal for the
+    garbage collector to walk), so this view makes a :class:`Rejected` on each read:
+    equal to the one the engine handed out when it refused the event, but a new
+    value, not that same object.
     Complexity: ``len`` and indexing O(1), iteration O(n).
     """
 
-    __slots__ = ()
+    __slots__ = ("_whys",)
 
-    def __init__(self, entries: list[RefusalEntry]) -> None:
-        self._items = entries
+    def __init__(self, lines: list[int], whys: list[Refusal]) -> None:
+        self._items = lines
+        self._whys = whys
 
     @overload
     def __getitem__(self, index: int) -> Rejected: ...
@@ -157,11 +158,11 @@ class RefusalLog(LogView[Rejected]):
 
     def __getitem__(self, index: int | slice) -> Rejected | list[Rejected]:
         if isinstance(index, slice):
-            return rejected_list(self._items[index])
-        return rejected_of(self._items[index])
+            return rejected_list(self._items[index], self._whys[index])
+        return rejected_of(self._items[index], self._whys[index])
 
     def __iter__(self) -> Iterator[Rejected]:
-        return map(rejected_of, self._items)
+        return map(rejected_of, self._items, self._whys)
 
     def __repr__(self) -> str:
         return f"LogView({list(self)!r})"

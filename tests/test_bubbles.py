@@ -64,7 +64,7 @@ def test_a_new_bubble_has_every_field_set_and_nothing_gathered_yet():
         "id": "b1", "thread": "t1", "cat": "opus", "invocation": None,
         "origin": Origin.SYSTEM, "status": Status.DONE, "message_id": None, "thinking": "",
         "_tools": None, "_blocks": None, "_tools_view": (), "_blocks_view": (),
-        "error": None, "_parts": ["plain"], "_ts": 7, "_number": 1,
+        "error": None, "_text": "plain", "_ts": 7, "_number": 1,
     }
     assert bubble.sort_key == (7, 1, bubble)
 

@@ -581,18 +581,39 @@ def test_rejected_holds_values_equal_to_the_refusals_handed_out():
     assert batch.rejected == returned and batch.to_dict() == r.to_dict()
 
 
-def test_the_refusal_log_holds_plain_tuples_the_collector_stops_tracking():
+def test_the_refusal_log_is_lines_beside_plain_tuples_the_collector_does_not_keep():
     import gc
 
     r, returned = receive_all(EVERY_REFUSAL)
     gc.collect()
-    entries = r._rejected
-    assert [e.__class__ for e in entries] == [tuple] * len(returned)
-    assert entries == [(x.line, x.reason.value, x.detail, x.thread) for x in returned]
-    for line, reason, detail, thread in entries:
+    lines, whys = r._refusal_lines, r._refusals
+    assert lines == [x.line for x in returned]
+    assert whys == [(x.reason.value, x.detail, x.thread) for x in returned]
+    for reason, detail, thread in whys:
         assert reason.__class__ is str and detail.__class__ is str
         assert thread is None or thread.__class__ is str
-    assert not any(gc.is_tracked(e) for e in entries)
+    assert not any(gc.is_tracked(why) for why in whys)
+
+
+def test_repeated_refusals_share_one_logged_tuple():
+    # A late joiner's unbound chunks and the stored callback it meets on every page:
+    # each refusal costs two list slots and no new object.
+    r = Reconciler()
+    page = {"event": "history", "data": {"threadId": "t1", "messages": [
+        {"id": "m1", "catId": "opus", "content": "hi", "origin": "callback"},
+    ]}}
+    for n in range(3):
+        r.receive_message({"event": "agent_message", "data": {
+            "type": "text", "threadId": "t1", "catId": "opus", "content": f"c{n}",
+            "origin": "stream", "invocationId": "never-announced",
+        }})
+        r.receive_message(page)
+    r._check()
+    whys = r._refusals
+    assert [why[0] for why in whys] == ["unbound_event", "callback_without_invocation"] * 3
+    assert whys[0] is whys[2] is whys[4] and whys[1] is whys[3] is whys[5]
+    assert r._refusal_lines == [1, 2, 3, 4, 5, 6]
+    assert [x.line for x in r.rejected] == [1, 2, 3, 4, 5, 6]
 
 
 def test_the_refusal_view_is_a_live_read_only_sequence():
@@ -622,7 +643,8 @@ def test_copies_and_pickles_of_an_engine_keep_its_refusals():
     r, returned = receive_all(EVERY_REFUSAL)
     for other in (copy.deepcopy(r), pickle.loads(pickle.dumps(r))):
         assert other.rejected == returned and other.to_dict() == r.to_dict()
-        assert all(e.__class__ is tuple for e in other._rejected)
+        assert other._refusal_lines == r._refusal_lines
+        assert all(why.__class__ is tuple for why in other._refusals)
         other._check()
 
 
@@ -662,8 +684,8 @@ def test_a_long_stream_appends_without_recopying():
     for i in range(10_000):
         r.receive_message(chunk(f"{i % 10}"))
     (b,) = r.bubbles("t1")
-    assert len(b._parts) == 10_000, "chunks are kept as parts until read"
-    assert b.text == "0123456789" * 1000 and len(b._parts) == 1
+    assert len(b._text) == 10_000, "chunks are kept as parts until read"
+    assert b.text == "0123456789" * 1000 and b._text.__class__ is str, "joined once, kept"
     r.receive_message(chunk("!"))
     assert b.text.endswith("9!")
 
