@@ -28,7 +28,7 @@ from ._bubbles import (
     refusal,
 )
 from ._errors import Reason
-from ._thread import _LIST_LIMIT, ThreadState
+from ._thread import _LIST_LIMIT, NO_THREAD, ThreadState
 from ._turns import _CLOSED_STATES, Activity, Turn, TurnEnd, TurnInput
 
 __all__ = ["EngineCore", "Sink"]
@@ -91,6 +91,9 @@ class EngineCore:
 
     def __init__(self) -> None:
         self._threads: dict[str, ThreadState] = {}
+        # The thread of the last agent_message the fast path placed (threads are never
+        # removed, so it stays valid); before the first, one whose id equals no string.
+        self._last_thread: ThreadState = NO_THREAD
         self._bubbles: dict[str, Bubble] = {}
         self._names: dict[str, str] = {}  # agent name -> the one shared string
         # agent -> what -> the detail of an unbound refusal, worded once per engine

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from sortedcontainers import SortedKeyList  # type: ignore[import-untyped]
 
 from ._bubbles import _REASONS, Origin, Status
+from ._thread import NO_THREAD
 
 if TYPE_CHECKING:
     from ._core import EngineCore
@@ -82,4 +83,9 @@ def check(engine: EngineCore) -> None:
         reason, detail, named = why
         assert reason.__class__ is str and reason in _REASONS
         assert isinstance(detail, str) and (named is None or isinstance(named, str))
+    # The fast path's last thread: none yet, or a thread of the engine's, by a plain id.
+    last = engine._last_thread
+    assert last is NO_THREAD or (
+        last.id.__class__ is str and engine._threads.get(last.id) is last
+    )
     assert engine._events <= engine._line

@@ -28,7 +28,7 @@ from sortedcontainers import SortedKeyList, SortedList  # type: ignore[import-un
 from ._bubbles import Bubble, Refusal
 from ._turns import Turn, TurnState
 
-__all__ = ["ThreadState"]
+__all__ = ["ThreadState", "NO_THREAD"]
 
 _NO_EPOCH = object()
 _OPEN = TurnState.OPEN
@@ -150,3 +150,9 @@ class ThreadState:
         if ts > self.max_ts or not self.seen_ts:
             self.max_ts = ts
             self.seen_ts = True
+
+
+#: A thread that is no thread: its id is ``None``, which equals no thread id (the
+#: engine's ``_last_thread`` before the first event). Nothing else of it is set.
+NO_THREAD: ThreadState = _new(ThreadState)
+NO_THREAD.id = None  # type: ignore[assignment]

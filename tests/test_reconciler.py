@@ -882,3 +882,41 @@ def test_a_page_with_a_timestamp_beyond_64_bits_is_ordered_by_its_exact_value(ju
     exact.receive_message(json.loads(line))
     assert [b.text for b in fed.bubbles("t1")] == ["y", "x"]
     assert fed.to_dict() == one.to_dict() == exact.to_dict()
+
+
+def test_events_alternating_between_threads_land_in_their_own_thread():
+    # The fast path looks at the last event's thread first (_last_thread).
+    r = Reconciler()
+    for thread in ("t1", "t2", "t3"):
+        r.receive_message(announce(f"T-{thread}", thread=thread))
+    for i in range(4):
+        for thread in ("t1", "t2", "t1", "t3"):
+            r.receive_message(chunk(f"{thread}.{i} ", thread=thread))
+            r._check()
+    assert [b.text for b in r.bubbles("t1")] == ["".join(f"t1.{i} t1.{i} " for i in range(4))]
+    assert [b.text for b in r.bubbles("t2")] == ["".join(f"t2.{i} " for i in range(4))]
+    assert [b.text for b in r.bubbles("t3")] == ["".join(f"t3.{i} " for i in range(4))]
+
+
+def test_the_last_thread_shortcut_keeps_only_a_plain_string_id():
+    # A str subclass that calls itself equal to every string: kept as the last
+    # thread, it would take every later event of any thread.
+    class Greedy(str):
+        def __eq__(self, other):
+            return True
+
+        def __ne__(self, other):
+            return False
+
+        __hash__ = str.__hash__
+
+    r = Reconciler()
+    r.receive_message(announce("T1", thread=Greedy("t1")))  # the general path makes t1
+    r.receive_message(announce("T2", thread="t2"))
+    r.receive_message(chunk("one", thread="t1"))  # found by the dict: the Greedy thread
+    r._check()
+    assert r._last_thread.id.__class__ is str or r._last_thread.id is None
+    r.receive_message(chunk("two", thread="t2"))
+    r._check()
+    assert [b.text for b in r.bubbles("t2")] == ["two"]
+    assert [b.text for b in r.bubbles("t1")] == ["one"]
