@@ -2,15 +2,14 @@
 
 Two paths run the same rules:
 
-* :meth:`AgentMessageHandlers._agent_message`, the path nearly every event takes,
-  reads each field once, checks it by section 2 steps 1 to 3 with class tests
-  (everything present is of exactly the right type; a field most events do not carry
-  is tested for presence first), does steps 4 to 6 inline and calls the handler of
-  its type (step 7) with the fields it already read. The most frequent events, stream
-  chunks of a known turn, it applies itself: appended to a running turn, superseded
-  on a replaced one, or refused when their parent names no turn. Those shortcuts
-  past the transition table are tied to the table's rows at import (see below), and
-  every other case goes to the table through :meth:`_stream_text`.
+* the fast path, :func:`_message_path`, the path nearly every event takes. It is
+  written once and made twice: ``Reconciler.receive_message`` (which returns the
+  changes) and ``_message_batched`` (for ``feed`` and ``check``: no change objects).
+  It checks the message's shape (section 1), reads each field once, checks it by
+  section 2 steps 1 to 3 with class tests, does steps 4 to 6 inline and calls the
+  handler of its type (step 7) with the fields it already read; the most frequent
+  events, stream chunks of a known turn, it applies itself. History pages and other
+  events it hands on (section 7, or ignored).
 * :meth:`AgentMessageHandlers._agent_message_slowly`, the general path, takes every
   event the first cannot pass whole: a field of the wrong type (it words the
   refusal), a subclass of ``str`` from an in-process caller, a float where an integer
@@ -29,12 +28,14 @@ wants no change objects: ``feed``, ``check``); refusals and gaps are logged eith
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from ._bubbles import (
     BubbleUpdated,
+    Change,
     Duplicate,
     Gap,
     Rejected,
@@ -80,9 +81,11 @@ _new = object.__new__
 # The fields the fast path and the usual handlers read, as orjson's key objects
 # (see decoder_keys). Each name is the field's name on the wire.
 (
+    _event, _data,
     _type, _threadId, _catId, _content, _invocationId, _turnInvocationId, _timestamp,
     _seq, _seqEpoch, _origin, _messageId, _error, _toolName, _toolInput,
 ) = decoder_keys(
+    "event", "data",
     "type", "threadId", "catId", "content", "invocationId", "turnInvocationId", "timestamp",
     "seq", "seqEpoch", "origin", "messageId", "error", "toolName", "toolInput",
 )
@@ -121,57 +124,105 @@ _STALE_STREAM_STATES = frozenset(
 _STRING_OR_NULL = frozenset({str, type(None)})
 
 
-class AgentMessageHandlers(CallbackPlacement):
-    """Section 2's two paths and the handlers of sections 3 and 5."""
+def _message_path(wanted: bool) -> Callable[..., Any]:
+    """Make the fast path of section 2: one decoded ``agent_message``, from its
+    envelope to its state change, in one Python call.
 
-    def _agent_message(
-        self, data: dict[str, Any], line: int, changes: Sink, raw: bytes | str | None
-    ) -> ThreadState | tuple[ThreadState, str, str | None] | None:
-        """Section 2, steps 1 to 7, for one ``agent_message`` payload: the path of
-        every event whose fields are all of exactly the right type.
+    It is written once, here, and made twice at import, so no call stands between
+    the caller and the path (a Python call with this many locals costs about 300
+    instructions an event; the changes' list and tuple about 200 more):
 
-        ``data`` is exactly a ``dict`` (every caller checks ``__class__``): fields are
-        read by subscript, which in a subclass could call a ``__missing__`` and answer
-        a field the event does not carry. ``raw`` is the line ``data`` was decoded
-        from (orjson: an integer beyond 64 bits came back as a float), or ``None``
-        when ``data`` is exact (a decoded message from an in-process caller: then it
-        may hold integers no line could bring, see ``check_decoded_integers``).
-        Anything else goes to the general path.
+    * ``wanted``: ``Reconciler.receive_message``. It counts the line, checks the
+      message's shape (section 1) and hands every message but an ``agent_message``
+      on (a history page to ``_history``, another event is ignored, anything else to
+      the general path, ``_dispatch_slowly``). It returns the changes as a tuple: a
+      stream chunk's one change without a list in between.
+    * not ``wanted``: ``_message_batched``, for ``feed`` and ``check_lines``, which
+      check the envelope and count the line themselves and hand over only an
+      ``agent_message`` whose ``data`` is exactly a dict. It builds no change object.
 
-        The most frequent event, a stream chunk for a running turn that already has
-        its bubble, is applied here whole (one Python call per chunk); every other
-        event goes on to the handler of its type.
+    ``wanted`` is a constant of each function (a closure cell): each test of it is
+    one load and one jump.
 
-        Returns, when this path applied the event whole (steps 4 to 7), the event's
-        thread if it names its turn (a non-empty ``turnInvocationId``) or if
-        ``changes`` is a list; else (a batch caller's event without a turn id) the
-        tuple ``(thread, type, origin)`` (``origin`` is the ``text`` field's, else
-        ``None``); ``None`` for every other event. ``check_lines`` reads it: a named
-        event (when it was not refused) breaks no rule of section 10, and for the
-        others the type and origin say which rule they concern, so the checker reads
-        none of the fields again. ``receive_message``, which wants the changes, is
-        spared building the tuple (about 300 instructions an event).
-        """
+    The path reads each field once, checks it by section 2 steps 1 to 3 with class
+    tests (everything present is of exactly the right type; a field most events do
+    not carry is tested for presence first), does steps 4 to 6 inline and calls the
+    handler of its type (step 7) with the fields it already read. The most frequent
+    events, stream chunks of a known turn, it applies itself: appended to a running
+    turn, superseded on a replaced one, or refused when their parent names no turn.
+    Those shortcuts past the transition table are tied to the table's rows at import
+    (see the assertions at the top of this module); every other case goes to the
+    table through ``_stream_text``. An event this path cannot pass whole (a field of
+    the wrong type, a subclass of ``str``, a float where an integer belongs, a
+    non-string ``seqEpoch``, a ``tool_use`` whose ``toolInput`` must be exact) goes to
+    the general path, ``_agent_message_slowly``, which words the refusal: nothing has
+    changed before step 3 has passed, so an event can move there at any point before.
+
+    ``message`` is read by subscript only when it is exactly a ``dict`` (a subclass's
+    ``__missing__`` could answer a field the event does not carry), and so is its
+    ``data``. ``raw`` is the line ``message`` was decoded from by orjson, which reads
+    an integer beyond 64 bits as a float, or ``None`` when ``message`` is exact (an
+    in-process caller's: then it may hold integers no line could bring, see
+    ``check_decoded_integers``).
+
+    The batch path returns, for an event it applied whole (steps 4 to 7), the
+    event's thread if it names its turn (a non-empty ``turnInvocationId``), else the
+    tuple ``(thread, type, origin)`` (``origin`` is the ``text`` field's, else
+    ``None``); ``None`` for every other event. ``check_lines`` reads it: a named event
+    (when it was not refused) breaks no rule of section 10, and for the others the
+    type and origin say which rule they concern, so the checker reads none of the
+    fields again.
+    """
+
+    def receive_message(self: Any, message: Any, raw: bytes | str | None = None) -> Any:
+        if wanted:
+            line = self._line = self._line + 1
+            if message.__class__ is dict:
+                try:
+                    data = message[_data]
+                    name = message[_event]
+                except KeyError:
+                    data = name = None
+            else:
+                data = name = None
+            if name != "agent_message" or data.__class__ is not dict:
+                # Any other message: a history page (section 7), another event
+                # (ignored, section 1), or anything else for the general path, which
+                # words it.
+                changes: Any = []
+                if data.__class__ is dict and name == "history":
+                    self._history(data, line, changes, raw)
+                elif data.__class__ is dict and name.__class__ is str:
+                    self._ignored += 1
+                else:
+                    self._dispatch_slowly(message, line, changes, raw)
+                return tuple(changes)
+        else:
+            # The batch callers hand over only an agent_message whose ``data`` is
+            # exactly a dict (they dispatch the rest themselves), its line counted.
+            line = self._line
+            data = message[_data]
+        # The changes, for a caller that wants them: a list made only when needed (a
+        # gap, or a handler's changes); the shortcuts below return theirs directly.
+        changes = None
         try:  # every event carries these three (the general path words a missing one)
             kind = data[_type]
             thread_id = data[_threadId]
             cat = data[_catId]
         except KeyError:
-            self._agent_message_slowly(data, line, changes, raw)
-            return None
+            return self._slowly(data, line, wanted, raw)
         # Step 1: the envelope (a subclass of str goes the general way). Every check
         # below that fails sends the event the general way, which words the refusal:
         # nothing has changed until step 3 has passed.
         if not (kind.__class__ is str and thread_id.__class__ is str and cat.__class__ is str):
-            self._agent_message_slowly(data, line, changes, raw)
-            return None
+            return self._slowly(data, line, wanted, raw)
         # Step 2: unknown types are ignored, for forward compatibility. The type is
         # compared with "text" once and the answer kept: comparing two equal strings
         # that are not one object costs about 200 instructions.
         text = kind == "text"
         if not text and kind not in KNOWN_TYPES:
             self._ignored += 1
-            return None
+            return () if wanted else None
         # Step 3: field types, each field read once (twice for the rare event the
         # subscripts below miss). On a line a float never passes ``__class__ is
         # int``: it goes the general way, which decodes the line again exactly (a
@@ -205,34 +256,28 @@ class AgentMessageHandlers(CallbackPlacement):
             and (_error not in data or data[_error].__class__ in _STRING_OR_NULL)
             and (_toolName not in data or data[_toolName].__class__ in _STRING_OR_NULL)
         ):
-            self._agent_message_slowly(data, line, changes, raw)
-            return None
+            return self._slowly(data, line, wanted, raw)
         origin = None  # handed back to check_lines for a text event only
         if text:
             if content is None:
-                self._agent_message_slowly(data, line, changes, raw)
-                return None
+                return self._slowly(data, line, wanted, raw)
             origin = data.get(_origin)
             callback = False
             if origin is not None and origin != "stream":
                 if origin != "callback":
-                    self._agent_message_slowly(data, line, changes, raw)
-                    return None
+                    return self._slowly(data, line, wanted, raw)
                 callback = True
         elif kind == "system_info":
             if content is None:
-                self._agent_message_slowly(data, line, changes, raw)
-                return None
+                return self._slowly(data, line, wanted, raw)
         elif kind == "tool_use" and raw is not None and needs_exact(raw):
             # toolInput goes into the output as it is: it must be exact.
-            self._agent_message_slowly(data, line, changes, raw)
-            return None
+            return self._slowly(data, line, wanted, raw)
         if seq is not None:
             epoch = data.get(_seqEpoch)
             if epoch.__class__ is not str and epoch is not None:
                 if raw is not None:  # from a line, it may hold a float for a big integer
-                    self._agent_message_slowly(data, line, changes, raw)
-                    return None
+                    return self._slowly(data, line, wanted, raw)
                 epoch = epoch_key(epoch)  # strings and null are their own key
 
         # Steps 4 to 7, as in _steps_4_to_7 (written out: every event).
@@ -253,34 +298,24 @@ class AgentMessageHandlers(CallbackPlacement):
                 last = thread.seq_last
                 if seq <= last:
                     self._duplicates += 1
-                    if changes is not None:
-                        changes.append(Duplicate(line, thread_id, seq))
-                    return None
+                    return (Duplicate(line, thread_id, seq),) if wanted else None
                 if seq > last + 1:
                     gap = Gap(thread_id, last, seq, line)
                     self._gaps.append(gap)
-                    if changes is not None:
-                        changes.append(gap)
+                    if wanted:
+                        changes = [gap]
             else:
                 thread.seq_epoch = epoch
             thread.seq_last = seq
         if ts is None:  # step 5
-            ts = thread.max_ts
-        elif ts > thread.max_ts or not thread.seen_ts:
+            ts = thread.last_timestamp()
+        elif ts > thread.max_ts:
             thread.max_ts = ts
-            thread.seen_ts = True
-        # Step 7, most frequent type first (step 3 made sure a text or a system_info
-        # has a string content).
-        if text:
-            assert content is not None  # step 3: a text has a string content
-            if callback:
-                self._callback(
-                    thread, data, cat, ts, line, changes, content, turn_id, parent,
-                    data.get(_messageId),
-                )
-                if turn_id or changes is not None:
-                    return thread
-                return thread, kind, origin
+        # Step 7. First the most frequent events, past the transition table: a stream
+        # chunk of a turn this client knows (appended, or superseded) or of a parent
+        # that names no turn (refused). Those shortcuts are tied to the table's rows
+        # at import (see the top of this module) and return their change directly.
+        if text and not callback:
             # Binding rules 1 and 2 (as in _bind), for a turn already known.
             if turn_id:
                 turn = thread.turns.get(turn_id)
@@ -299,7 +334,7 @@ class AgentMessageHandlers(CallbackPlacement):
                         why = self._unbound_text(thread, cat)
                     self._refusal_lines.append(line)
                     self._refusals.append(why)
-                    if changes is None:
+                    if not wanted:
                         return thread, kind, origin
                     rejected: Any = _RejectedInTheMaking()
                     rejected.line = line
@@ -307,43 +342,65 @@ class AgentMessageHandlers(CallbackPlacement):
                     rejected.detail = why[1]
                     rejected.thread = thread.id
                     rejected.__class__ = Rejected
-                    changes.append(rejected)
-                    return thread
+                    if changes is None:
+                        return (rejected,)
+                    changes.append(rejected)  # after a seq gap
+                    return tuple(changes)
             else:
                 turn = None
-            if turn is None:  # a turn named for the first time, or rule 3
-                self._stream_text(thread, cat, ts, line, changes, content, turn_id, parent)
-            elif turn.state is _RUNNING and (bubble := turn.primary) is not None:
-                # The table's row for this case (asserted at import): append, nothing
-                # else.
-                if content:  # an empty chunk changes nothing: no report
-                    # Bubble.append, inline.
-                    parts = bubble._text
-                    if parts.__class__ is str:
-                        bubble._text = [parts, content]
-                    else:
-                        parts.append(content)  # type: ignore[union-attr]
-                    if changes is not None:
-                        # BubbleUpdated(bubble, _APPENDED, line, content), built
-                        # inline (see the assertion at the top).
-                        update = _new(BubbleUpdated)
-                        update.bubble = bubble
-                        update.how = _APPENDED
-                        update.line = line
-                        update.delta = content
-                        changes.append(update)
-            elif turn.state in _STALE_STREAM_STATES:
-                # The table's row: superseded, nothing else (the set is read off the
-                # table at import).
-                self._superseded += 1
-                if changes is not None:
+            if turn is not None:
+                state = turn.state
+                if state is _RUNNING and (bubble := turn.primary) is not None:
+                    # The table's row for this case (asserted at import): append,
+                    # nothing else; an empty chunk changes nothing (no report).
+                    if content:
+                        # Bubble.append, inline.
+                        parts = bubble._text
+                        if parts.__class__ is str:
+                            bubble._text = [parts, content]
+                        else:
+                            parts.append(content)
+                        if wanted:
+                            # BubbleUpdated(bubble, _APPENDED, line, content), built
+                            # inline (see the assertion at the top).
+                            update = _new(BubbleUpdated)
+                            update.bubble = bubble
+                            update.how = _APPENDED
+                            update.line = line
+                            update.delta = content
+                            if changes is None:
+                                return (update,)
+                            changes.append(update)  # after a seq gap
+                    if wanted:
+                        return tuple(changes) if changes is not None else ()
+                    return thread if turn_id else (thread, kind, origin)
+                if state in _STALE_STREAM_STATES:
+                    # The table's row: superseded, nothing else (the set is read off
+                    # the table at import).
+                    self._superseded += 1
+                    if not wanted:
+                        return thread if turn_id else (thread, kind, origin)
                     # Superseded(line, thread.id, turn.id), inline.
                     stale = _new(Superseded)
                     stale.line = line
                     stale.thread = thread.id
                     stale.invocation = turn.id
-                    changes.append(stale)
-            else:
+                    if changes is None:
+                        return (stale,)
+                    changes.append(stale)  # after a seq gap
+                    return tuple(changes)
+        # Every other event goes to the handler of its type (step 3 made sure a text
+        # or a system_info has a string content).
+        if wanted and changes is None:
+            changes = []
+        if text:
+            assert content is not None  # step 3: a text has a string content
+            if callback:
+                self._callback(
+                    thread, data, cat, ts, line, changes, content, turn_id, parent,
+                    data.get(_messageId),
+                )
+            else:  # a turn named for the first time, rule 3, or the table's other rows
                 self._stream_text(thread, cat, ts, line, changes, content, turn_id, parent)
         elif kind == "system_info":
             assert content is not None  # step 3: a system_info has a string content
@@ -359,16 +416,39 @@ class AgentMessageHandlers(CallbackPlacement):
             self._apply_other(
                 thread, data, kind, cat, ts, line, changes, content, turn_id, parent
             )
-        if turn_id or changes is not None:
+        if wanted:
+            return tuple(changes)
+        if turn_id:
             return thread
         return thread, kind, origin
+
+    return receive_message
+
+
+class AgentMessageHandlers(CallbackPlacement):
+    """Section 2's two paths and the handlers of sections 3 and 5."""
+
+    #: The batch callers' fast path for an agent_message (see _message_path).
+    _message_batched = _message_path(wanted=False)
+    _message_batched.__qualname__ = "AgentMessageHandlers._message_batched"
+
+    def _slowly(
+        self, data: dict[str, Any], line: int, wanted: bool, raw: bytes | str | None
+    ) -> tuple[Change, ...] | None:
+        """The general path for an ``agent_message`` the fast path passed on; returns
+        as the fast path does (the changes, for a caller that wants them)."""
+        changes: Sink = [] if wanted else None
+        self._agent_message_slowly(data, line, changes, raw)
+        return tuple(changes) if changes is not None else None
 
     def _agent_message_slowly(
         self, data: dict[str, Any], line: int, changes: Sink, raw: bytes | str | None
     ) -> None:
         """Section 2, steps 1 to 7, one by one: the general path, which words refusals.
 
-        Same arguments as :meth:`_agent_message`.
+        ``data`` is the event's payload, ``changes`` where the changes go (``None``
+        for a caller that wants none), ``raw`` the line ``data`` was decoded from by
+        orjson, or ``None`` when ``data`` is exact.
         """
         if raw is not None and needs_exact(raw):
             # orjson may have decoded an integer beyond 64 bits as a float: decode the
@@ -445,7 +525,7 @@ class AgentMessageHandlers(CallbackPlacement):
             thread.seq_last = seq
         # Step 5: the timestamp.
         if ts is None:
-            ts = thread.max_ts
+            ts = thread.last_timestamp()
         else:
             thread.see_timestamp(ts)
         # Step 7: apply by type.

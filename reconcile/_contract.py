@@ -316,23 +316,23 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
     rejected = engine._refusals  # the engine's own log (read only), beside its lines
     seen = 0  # refusals already looked at
     threads = engine._threads
-    agent_message = engine._agent_message
-    dispatch = engine._dispatch
+    batched = engine._message_batched
+    dispatch = engine._dispatch_slowly
     history = engine._history
     loads, decode_error = _loads, _JSONDecodeError
     line = 0
     for line, raw in enumerate(lines, 1):
         if raw.__class__ is not bytes and not isinstance(raw, (bytes, str, bytearray)):
             engine.receive_line(raw)  # raises the public API's LocalTypeError
-        # Section 1 as Reconciler._take_line and _dispatch do it, written out for the
-        # usual line (one decode, no change objects, two Python calls less per line).
+        # Section 1 as Reconciler.feed does it (one decode, no change objects, the
+        # usual events handed straight to the engine's paths).
         try:
             message = loads(raw)
         except decode_error:
             # Blank, a number beyond a double, or malformed: the engine's own path for
             # the line (it counts the line and words any refusal).
             engine._line = line - 1
-            message = engine._take_line(raw, None)
+            message = engine._take_undecodable(raw, None)
             got = lacks = None
         else:
             try:
@@ -342,15 +342,17 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
                 name = None
             if name == "agent_message" and data.__class__ is dict:
                 ignored = engine._ignored
-                got = agent_message(data, line, None, raw)
+                engine._line = line  # the batch path reads the line from the engine
+                got = batched(message, raw)
             elif name == "history" and data.__class__ is dict:
-                # As _dispatch_slowly does, without its scan for big integers (the
+                # As receive_message does, without a scan for big integers (the
                 # engine takes the exact decode if a timestamp needs it); it hands back
                 # what the page lacked by section 10.
                 lacks = history(data, line, None, raw)
                 got = None
             elif name.__class__ is str and name != "history" and data.__class__ is dict:
-                # Another event: ignored (section 1), as _dispatch does; only counted.
+                # Another event: ignored (section 1), as receive_message does; only
+                # counted.
                 engine._ignored += 1
                 thread_id = data.get("threadId")
                 if thread_id.__class__ is str:
@@ -377,7 +379,7 @@ def check_lines(lines: Iterable[bytes | str]) -> CheckReport:
         if got is not None:
             # The fast path applied the event whole and handed back its thread, and for
             # an event without turnInvocationId its type and origin (see
-            # _agent_message): no field of it is read again but the few below.
+            # _message_path): no field of it is read again but the few below.
             if not isinstance(got, tuple):
                 # It names its turn: it breaks no rule (1 and 3 need a missing
                 # turnInvocationId), it is only counted.

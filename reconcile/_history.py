@@ -174,11 +174,10 @@ class HistoryMerge(CallbackPlacement):
             ts = message.get(_timestamp)
             if ts.__class__ is int:  # exactly an int (not a bool), as the fast path asks
                 # A stored timestamp counts as seen (step 5), as see_timestamp does.
-                if ts > thread.max_ts or not thread.seen_ts:
+                if ts > thread.max_ts:
                     thread.max_ts = ts
-                    thread.seen_ts = True
             else:
-                ts = thread.max_ts
+                ts = thread.last_timestamp()
             # named: extra.stream.invocationId, when it is an id. (A message without
             # extra, a stored callback on a server without the fix, is answered by
             # the first test: no isinstance calls for a None.)

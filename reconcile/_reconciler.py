@@ -25,11 +25,11 @@ Where each part of the protocol lives:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._agent_message import AgentMessageHandlers
+from ._agent_message import AgentMessageHandlers, _message_path
 from ._bubbles import Bubble, Change, Gap, Rejected, RunningTurn
 from ._errors import LocalTypeError
 from ._events import AgentMessage, History, OtherEvent
@@ -78,40 +78,41 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         """
         if not isinstance(line, (bytes, str, bytearray)):
             raise LocalTypeError(f"receive_line takes bytes or str, not {type(line).__name__}")
-        changes: list[Change] = []
-        self._take_line(line, changes)
-        return tuple(changes)
+        try:
+            message = _loads(line)
+        except _JSONDecodeError:
+            changes: list[Change] = []
+            self._take_undecodable(line, changes)
+            return tuple(changes)
+        return self.receive_message(message, line)
 
-    def receive_message(self, message: Any) -> tuple[Change, ...]:
-        """Feed one decoded event, ``{"event": name, "data": {...}}``.
+    if TYPE_CHECKING:
+
+        def receive_message(
+            self, message: Any, raw: bytes | str | None = None
+        ) -> tuple[Change, ...]: ...
+
+    else:
+        receive_message = _message_path(wanted=True)
+        receive_message.__doc__ = """Feed one decoded event, ``{"event": name, "data": {...}}``.
 
         This is how a socket client embeds the engine: pass what the socket library
         decoded. Anything that is not such a dict is refused as ``malformed_line``.
+
+        Args:
+            message: the decoded event.
+            raw: the line ``message`` was decoded from, if it was decoded with orjson
+                (which reads an integer beyond 64 bits as a float): the engine then
+                reads such a value from the line, exactly. ``None`` (the default) when
+                ``message`` is exact. ``receive_line`` does this for you.
+
+        Returns:
+            The changes this event caused; ``()`` for an ignored event.
+
+        Complexity: O(1) for a stream chunk; O(log n) for a new bubble among n in its
+        thread.
         """
-        line = self._line = self._line + 1
-        # The usual events, as in _dispatch (one Python call less per event).
-        if message.__class__ is dict:
-            try:
-                data = message[_data]
-                name = message[_event]
-            except KeyError:
-                pass  # the general path words it
-            else:
-                if data.__class__ is dict:
-                    if name == "agent_message":
-                        changes: list[Change] = []
-                        self._agent_message(data, line, changes, None)
-                        return tuple(changes)
-                    if name == "history":  # as _dispatch does (a late joiner's many)
-                        changes = []
-                        self._history(data, line, changes, None)
-                        return tuple(changes)
-                    if name.__class__ is str:
-                        self._ignored += 1  # another event: ignored (section 1)
-                        return ()
-        changes = []
-        self._dispatch(message, line, changes, None)
-        return tuple(changes)
+        receive_message.__qualname__ = "Reconciler.receive_message"
 
     def receive(self, event: AgentMessage | History | OtherEvent) -> tuple[Change, ...]:
         """Feed one typed event (it takes the same path as its wire form).
@@ -125,10 +126,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 f"receive() takes AgentMessage, History or OtherEvent, not "
                 f"{type(event).__name__}; use receive_message() for dicts"
             )
-        self._line += 1
-        changes: list[Change] = []
-        self._dispatch(event.to_wire(), self._line, changes, None)
-        return tuple(changes)
+        return self.receive_message(event.to_wire())
 
     def feed(self, lines: Iterable[bytes | str]) -> int:
         """Feed many trace lines (with or without their newline), discarding the
@@ -149,10 +147,10 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 f"feed() takes an iterable of lines, not {what}; to read a file, pass "
                 "open(path, 'rb'), or split a trace with .splitlines()"
             )
-        take = self._take_line
-        agent_message = self._agent_message
+        take = self._take_undecodable
+        batched = self._message_batched
         history = self._history
-        dispatch = self._dispatch
+        dispatch = self._dispatch_slowly
         loads, decode_error = _loads, _JSONDecodeError
         count = 0
         for raw in lines:
@@ -161,8 +159,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                     f"receive_line takes bytes or str, not {type(raw).__name__}"
                 )
             count += 1
-            # _take_line and _dispatch written out for the usual line, as check_lines
-            # does (two Python calls less per line).
+            # Section 1 as receive_message does it, written out for the usual line.
             try:
                 message = loads(raw)
             except decode_error:
@@ -177,12 +174,15 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 continue
             if data.__class__ is dict:
                 if name == "agent_message":
-                    agent_message(data, line, None, raw)
+                    batched(message, raw)
                     continue
                 if name == "history":
-                    # Without _dispatch_slowly's scan for big integers: the page takes
-                    # the exact decode if a timestamp needs it (see _history).
+                    # No scan for big integers: the page takes the exact decode if a
+                    # timestamp needs it (see _history).
                     history(data, line, None, raw)
+                    continue
+                if name.__class__ is str:
+                    self._ignored += 1  # another event: ignored (section 1)
                     continue
             dispatch(message, line, None, raw)
         return count
@@ -292,72 +292,38 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
 
     # ------------------------------------------------------------------ dispatch
 
-    def _take_line(self, line: bytes | str, changes: Sink) -> Any:
-        """Section 1 for one line: count it, decode it, dispatch it.
+    def _take_undecodable(self, line: bytes | str, changes: Sink) -> Any:
+        """Section 1 for a line orjson cannot read: count it, then it is blank, or
+        malformed (refused), or beyond orjson (a number beyond a double), which the
+        exact decoder reads and the general path dispatches.
 
-        Returns the decoded message (``None`` for a blank or malformed line). The
-        decode is orjson's alone: the scan for big integers runs only where a handler
-        needs exact values.
+        Returns the decoded message (``None`` for a blank or malformed line).
         """
         self._line += 1
+        if is_blank(line):
+            self._non_events += 1
+            return None
+        if line[-1:] == b"\n" or line[-1:] == "\n":
+            # The line's own terminator: drop it so a refusal words the position on
+            # the line as the file shows it ("line 1 column 6", not "line 2").
+            line = line[:-1]
         try:
-            message = _loads(line)
-        except _JSONDecodeError:
-            if is_blank(line):
-                self._non_events += 1
-                return None
-            if line[-1:] == b"\n" or line[-1:] == "\n":
-                # The line's own terminator: drop it so a refusal words the position
-                # on the line as the file shows it ("line 1 column 6", not "line 2").
-                line = line[:-1]
-            try:
-                # Words the error, or decodes exactly what orjson cannot (a number
-                # beyond a double).
-                message = decode_json(line)
-            except WireError as exc:
-                self._refuse_line(self._line, f"not strict JSON: {exc}", changes)
-                return None
-            self._dispatch(message, self._line, changes, None)
-            return message
-        self._dispatch(message, self._line, changes, line)
+            # Words the error, or decodes exactly what orjson cannot.
+            message = decode_json(line)
+        except WireError as exc:
+            self._refuse_line(self._line, f"not strict JSON: {exc}", changes)
+            return None
+        self._dispatch_slowly(message, self._line, changes, None)
         return message
-
-    def _dispatch(
-        self, message: Any, line: int, changes: Sink, raw: bytes | str | None
-    ) -> None:
-        """Section 1's shape check, then section 2 or 7 by event name.
-
-        ``raw`` is the line ``message`` was decoded from by orjson alone (it may hold a
-        float for an integer beyond 64 bits), or ``None`` when ``message`` is exact.
-        The usual events (decoded JSON: exact dicts) are answered here; the rest go
-        to :meth:`_dispatch_slowly`.
-        """
-        if message.__class__ is dict:
-            try:
-                data = message[_data]
-                name = message[_event]
-            except KeyError:
-                pass  # the general path words it
-            else:
-                if data.__class__ is dict:
-                    if name == "agent_message":
-                        self._agent_message(data, line, changes, raw)
-                        return
-                    if name == "history":
-                        # No scan for big integers: _history takes the exact decode
-                        # if a stored timestamp needs it (as feed and check_lines).
-                        self._history(data, line, changes, raw)
-                        return
-                    if name.__class__ is str:
-                        self._ignored += 1
-                        return
-        self._dispatch_slowly(message, line, changes, raw)
 
     def _dispatch_slowly(
         self, message: Any, line: int, changes: Sink, raw: bytes | str | None
     ) -> None:
-        """The general path of :meth:`_dispatch` (same arguments): decode the line
-        exactly if it may hold a big integer, then the checks one by one."""
+        """Section 1's shape check and the dispatch by event name, one check at a time:
+        the general path of a message the fast path (``receive_message``) passed on.
+        ``raw`` is the line ``message`` was decoded from by orjson, or ``None`` when
+        ``message`` is exact: the line is decoded again exactly if it may hold an
+        integer beyond 64 bits."""
         if raw is not None:
             if needs_exact(raw):
                 try:

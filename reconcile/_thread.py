@@ -31,6 +31,9 @@ from ._turns import Turn, TurnState
 __all__ = ["ThreadState", "NO_THREAD"]
 
 _NO_EPOCH = object()
+#: ThreadState.max_ts before any timestamp: below every integer, so the first
+#: timestamp seen, however negative, replaces it in one comparison.
+UNSEEN = float("-inf")
 _OPEN = TurnState.OPEN
 _new = object.__new__
 
@@ -55,7 +58,6 @@ class ThreadState:
         "id",
         "order",
         "max_ts",
-        "seen_ts",
         "seq_epoch",
         "seq_last",
         "turns",
@@ -75,10 +77,10 @@ class ThreadState:
         self.id = thread_id
         # The bubbles in display order: a plain list, appended to (see insert).
         self.order: list[Bubble] | SortedKeyList = []
-        # Largest timestamp seen; events without one take it (0 before any is seen;
-        # timestamps may be negative, so "seen" is tracked apart from the value).
-        self.max_ts = 0
-        self.seen_ts = False
+        # Largest timestamp seen: minus infinity before any (timestamps may be
+        # negative), so one comparison keeps it. Events without a timestamp take
+        # last_timestamp(), 0 before any is seen.
+        self.max_ts: int | float = UNSEEN
         # Section 6: the epoch key of the last ``seq`` seen and that ``seq``. Before
         # the first one, the epoch is a marker no key equals (``None`` is a key).
         self.seq_epoch: Any = _NO_EPOCH
@@ -106,7 +108,7 @@ class ThreadState:
         self.unbound_text: dict[str, Refusal] = {}
         self.refused_callbacks: dict[str, dict[str, Refusal]] = {}
         # Events of this thread that ``check_lines`` counted from the engine's fast
-        # path (see ``_agent_message``'s return value); the engine never reads it.
+        # path (see what _message_path's batch path returns); the engine never reads it.
         self.checked = 0
 
     def turn(self, turn_id: str) -> Turn:
@@ -147,9 +149,14 @@ class ThreadState:
 
     def see_timestamp(self, ts: int) -> None:
         """Section 2 step 5: remember the thread's largest timestamp."""
-        if ts > self.max_ts or not self.seen_ts:
+        if ts > self.max_ts:
             self.max_ts = ts
-            self.seen_ts = True
+
+    def last_timestamp(self) -> int:
+        """Section 2 step 5: the timestamp of an event that has none, the thread's
+        largest so far (0 before any)."""
+        ts = self.max_ts
+        return 0 if ts == UNSEEN else ts  # type: ignore[return-value]
 
 
 #: A thread that is no thread: its id is ``None``, which equals no thread id (the

@@ -45,10 +45,15 @@ class GeneralPath(Reconciler):
     """The engine with every event on the general path: each line decoded exactly
     (the big-integer scan on every line) and section 2's steps run one by one."""
 
-    _dispatch = Reconciler._dispatch_slowly
-    # receive_message takes an agent_message straight to _agent_message: the general
-    # path's version of it, so decoded messages are compared path against path too.
-    _agent_message = Reconciler._agent_message_slowly  # type: ignore[assignment]
+    def receive_message(self, message: Any, raw: bytes | str | None = None) -> Any:
+        line = self._line = self._line + 1
+        changes: list[Any] = []
+        self._dispatch_slowly(message, line, changes, raw)
+        return tuple(changes)
+
+    def _message_batched(self, message: Any, raw: bytes | str | None = None) -> None:
+        # The batch callers count the line before they hand an agent_message over.
+        self._dispatch_slowly(message, self._line, None, raw)
 
 
 def as_dict(value: Any) -> dict[str, Any]:

@@ -920,3 +920,25 @@ def test_the_last_thread_shortcut_keeps_only_a_plain_string_id():
     r._check()
     assert [b.text for b in r.bubbles("t2")] == ["two"]
     assert [b.text for b in r.bubbles("t1")] == ["one"]
+
+
+def test_receive_message_given_its_line_reads_a_big_integer_exactly():
+    # orjson reads an integer beyond 64 bits as a float; with the line beside the
+    # decoded message, the engine reads the value from the line, as receive_line does.
+    import orjson
+
+    lines = [
+        json.dumps(announce("T1", timestamp=10**20)).encode(),
+        json.dumps(chunk("hi", timestamp=10**20 + 1)).encode(),
+    ]
+    by_line = Reconciler()
+    for line in lines:
+        by_line.receive_line(line)
+    with_raw, without = Reconciler(), Reconciler()
+    returned = [with_raw.receive_message(orjson.loads(line), line) for line in lines]
+    for line in lines:
+        without.receive_message(orjson.loads(line))
+    assert with_raw.to_dict() == by_line.to_dict() and not with_raw.rejected
+    assert [type(c).__name__ for c in returned[1]] == ["BubbleAdded"]
+    # Without it, the float is what the engine got: refused, as any float timestamp.
+    assert [r.reason.value for r in without.rejected] == ["malformed_event"] * 2

@@ -1,8 +1,8 @@
 """The fast path's shortcuts past the transition table, state by state.
 
-The fast path (``_agent_message``) applies the most frequent events without asking
-the table: a chunk appended to a running turn, a chunk superseded on a replaced turn,
-an unbound chunk refused. Each shortcut must do exactly what the general path
+The fast path (``_message_path`` in ``_agent_message``) applies the most frequent
+events without asking the table: a chunk appended to a running turn, a chunk
+superseded on a replaced turn, an unbound chunk refused. Each shortcut must do exactly what the general path
 (``_agent_message_slowly``, which asks the table for every event) does. The generated
 traces of tests/test_hot_path.py reach the usual states; here every turn state is set
 by hand, so each shortcut is compared with the table in every state, with every way a
