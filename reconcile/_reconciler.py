@@ -12,8 +12,9 @@ duplicate and vanished bubbles in real clients.
 
 Where each part of the protocol lives:
 
-* this module: the entry points, section 1 (lines) and the dispatch of section 2,
-  and the reading API;
+* this module: the entry points (``receive_message`` itself is section 2's fast path,
+  made in ``_agent_message``: see ``_message_path``), section 1 for lines, the batch
+  path, and the reading API;
 * ``_agent_message``: section 2's steps and the handlers of sections 3 and 5;
 * ``_callbacks``: section 4; ``_history``: section 7;
 * ``_core``: the state and the operations every handler shares (making a turn's
@@ -86,6 +87,9 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
             return tuple(changes)
         return self.receive_message(message, line)
 
+    # receive_message is the fast path itself, made from the one source it shares with
+    # the batch path (_agent_message._message_path): no Python call between the
+    # caller and the path. The stub gives type checkers its signature.
     if TYPE_CHECKING:
 
         def receive_message(
@@ -103,8 +107,9 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
             message: the decoded event.
             raw: the line ``message`` was decoded from, if it was decoded with orjson
                 (which reads an integer beyond 64 bits as a float): the engine then
-                reads such a value from the line, exactly. ``None`` (the default) when
-                ``message`` is exact. ``receive_line`` does this for you.
+                reads such a value from the line, exactly. Pass only the very line
+                ``message`` came from. ``None`` (the default) when ``message`` is
+                exact. ``receive_line`` does this for you.
 
         Returns:
             The changes this event caused; ``()`` for an ignored event.
