@@ -942,3 +942,38 @@ def test_receive_message_given_its_line_reads_a_big_integer_exactly():
     assert [type(c).__name__ for c in returned[1]] == ["BubbleAdded"]
     # Without it, the float is what the engine got: refused, as any float timestamp.
     assert [r.reason.value for r in without.rejected] == ["malformed_event"] * 2
+
+
+class _UncomparableName:
+    """An event name from an in-process caller that cannot be compared."""
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no comparisons")
+
+    __hash__ = object.__hash__
+
+
+class _AlwaysEqualName(str):
+    """A str subclass whose ``==`` says yes to everything (its ``!=`` is str's)."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = str.__hash__
+
+
+def test_receive_message_reads_the_event_name_only_when_data_is_an_object():
+    # Without an object as data the message is malformed whatever its name: refused
+    # as a value, the name never compared (so its comparison cannot raise).
+    r = Reconciler()
+    (rej,) = r.receive_message({"event": _UncomparableName(), "data": ["x"]})
+    assert rej.reason is Reason.MALFORMED_LINE and r.stats.events == 0
+
+
+def test_receive_message_routes_by_the_names_equality_as_the_general_path_does():
+    # The event name is compared with == alone, as everywhere else: a name that
+    # equals "agent_message" is an agent_message, whatever its != says.
+    event = chunk("hi", timestamp=5)
+    r = Reconciler()
+    (rej,) = r.receive_message({"event": _AlwaysEqualName("other"), "data": event["data"]})
+    assert rej.reason is Reason.UNBOUND_EVENT  # a stream chunk of no known turn
