@@ -977,3 +977,19 @@ def test_receive_message_routes_by_the_names_equality_as_the_general_path_does()
     r = Reconciler()
     (rej,) = r.receive_message({"event": _AlwaysEqualName("other"), "data": event["data"]})
     assert rej.reason is Reason.UNBOUND_EVENT  # a stream chunk of no known turn
+
+
+def test_copies_and_pickles_of_an_engine_before_its_first_chunk_keep_its_invariants():
+    # Before the fast path has met a thread, the engine's last thread is the marker
+    # of none: a copy or a pickle keeps that marker, not a stray thread of no id.
+    import copy
+    import pickle
+
+    fresh = Reconciler()
+    paged = Reconciler()
+    paged.receive_message({"event": "history", "data": {"threadId": "t1", "messages": []}})
+    for r in (fresh, paged):
+        for other in (copy.deepcopy(r), pickle.loads(pickle.dumps(r))):
+            other._check()
+            other.receive_message(chunk("hi"))
+            other._check()
