@@ -993,3 +993,21 @@ def test_copies_and_pickles_of_an_engine_before_its_first_chunk_keep_its_invaria
             other._check()
             other.receive_message(chunk("hi"))
             other._check()
+
+
+def test_chunks_append_to_a_bubble_whose_first_text_was_a_str_subclass():
+    # An in-process caller's first chunk may be a str subclass (the general path
+    # takes it as it is); the chunks after it append, on either path, without the
+    # text being read in between.
+    class Text(str):
+        pass
+
+    plain, sub = Reconciler(), Reconciler()
+    for r, wrap in ((plain, str), (sub, Text)):
+        r.receive_message(announce("T1"))
+        r.receive_message(chunk(wrap("a")))
+        r.receive_message(chunk("b"))  # the fast path
+        r.receive_message(chunk(wrap("c")))  # the general path
+        r.receive_message(chunk("d"))
+    assert texts(sub) == texts(plain) == [("T1", "stream", "streaming", "abcd")]
+    assert sub.to_dict() == plain.to_dict()
