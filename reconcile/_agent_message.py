@@ -358,10 +358,10 @@ def _message_path(wanted: bool) -> Callable[..., Any]:
                     if content:
                         # Bubble.append, inline.
                         parts = bubble._text
-                        if parts.__class__ is str:
-                            bubble._text = [parts, content]
-                        else:
+                        if parts.__class__ is list:
                             parts.append(content)
+                        else:  # the first text (a str subclass from the general path too)
+                            bubble._text = [parts, content]
                         if wanted:
                             # BubbleUpdated(bubble, _APPENDED, line, content), built
                             # inline (see the assertion at the top).
