@@ -168,7 +168,7 @@ class Bubble:
         """The bubble's text. Complexity: O(length) on the first read after appends."""
         text = self._text
         if text.__class__ is not list:  # (a str, or an in-process caller's subclass)
-            return text
+            return text  # type: ignore[return-value]
         # Join once and keep the result, so repeated reads are O(1).
         text = self._text = "".join(text)
         return text
@@ -226,9 +226,9 @@ class Bubble:
         """Append a stream chunk. Complexity: O(1)."""
         text = self._text
         if text.__class__ is list:
-            text.append(chunk)  # type: ignore[union-attr]
+            text.append(chunk)
         else:  # the first text: a str (an in-process caller's may be a subclass)
-            self._text = [text, chunk]
+            self._text = [text, chunk]  # type: ignore[list-item]
 
     def settle(self) -> bool:
         """The status rule, in one place: a bubble whose turn stopped streaming (or
