@@ -185,10 +185,12 @@ def _message_path(wanted: bool) -> Callable[..., Any]:
                     data = name = None
             else:
                 data = name = None
-            if name != "agent_message" or data.__class__ is not dict:
+            if data.__class__ is not dict or not name == "agent_message":
                 # Any other message: a history page (section 7), another event
                 # (ignored, section 1), or anything else for the general path, which
-                # words it.
+                # words it. (The name is compared only beside an object, and with ==
+                # alone, as the general path does: an in-process caller's name may
+                # raise, or answer != as it likes.)
                 changes: Any = []
                 if data.__class__ is dict and name == "history":
                     self._history(data, line, changes, raw)
@@ -356,10 +358,10 @@ def _message_path(wanted: bool) -> Callable[..., Any]:
                     if content:
                         # Bubble.append, inline.
                         parts = bubble._text
-                        if parts.__class__ is str:
-                            bubble._text = [parts, content]
-                        else:
+                        if parts.__class__ is list:
                             parts.append(content)
+                        else:  # the first text (a str subclass from the general path too)
+                            bubble._text = [parts, content]
                         if wanted:
                             # BubbleUpdated(bubble, _APPENDED, line, content), built
                             # inline (see the assertion at the top).

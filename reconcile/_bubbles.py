@@ -167,8 +167,8 @@ class Bubble:
     def text(self) -> str:
         """The bubble's text. Complexity: O(length) on the first read after appends."""
         text = self._text
-        if text.__class__ is str:
-            return text
+        if text.__class__ is not list:  # (a str, or an in-process caller's subclass)
+            return text  # type: ignore[return-value]
         # Join once and keep the result, so repeated reads are O(1).
         text = self._text = "".join(text)
         return text
@@ -217,7 +217,7 @@ class Bubble:
         # The text property, inline for a str: every stored message of a page the
         # client has seen before compares its text here.
         current = self._text
-        if (current if current.__class__ is str else self.text) == text:
+        if (self.text if current.__class__ is list else current) == text:
             return False
         self._text = text
         return True
@@ -225,10 +225,10 @@ class Bubble:
     def append(self, chunk: str) -> None:
         """Append a stream chunk. Complexity: O(1)."""
         text = self._text
-        if text.__class__ is str:
-            self._text = [text, chunk]
-        else:
-            text.append(chunk)  # type: ignore[union-attr]
+        if text.__class__ is list:
+            text.append(chunk)
+        else:  # the first text: a str (an in-process caller's may be a subclass)
+            self._text = [text, chunk]  # type: ignore[list-item]
 
     def settle(self) -> bool:
         """The status rule, in one place: a bubble whose turn stopped streaming (or

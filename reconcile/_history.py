@@ -249,7 +249,7 @@ class HistoryMerge(CallbackPlacement):
                         if bubble is not None and bubble.status is not _STREAMING:
                             # Bubble.text, inline for a str.
                             known = bubble._text
-                            if (known if known.__class__ is str else bubble.text) == text:
+                            if (bubble.text if known.__class__ is list else known) == text:
                                 continue  # read again: same text, already done
                 self._stored_turn_message(
                     thread, cat, turn, turn_id, text, ts, line, changes

@@ -147,6 +147,13 @@ class ThreadState:
             order = self.order = SortedKeyList(order, key=_display_key)
         order.add(bubble)
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # NO_THREAD is one object: a copy or a pickle of an engine refers to it by
+        # name, so the engine's "no last thread yet" stays that object.
+        if self is NO_THREAD:
+            return "NO_THREAD"
+        return object.__reduce_ex__(self, protocol)
+
     def see_timestamp(self, ts: int) -> None:
         """Section 2 step 5: remember the thread's largest timestamp."""
         if ts > self.max_ts:

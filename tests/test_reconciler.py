@@ -942,3 +942,72 @@ def test_receive_message_given_its_line_reads_a_big_integer_exactly():
     assert [type(c).__name__ for c in returned[1]] == ["BubbleAdded"]
     # Without it, the float is what the engine got: refused, as any float timestamp.
     assert [r.reason.value for r in without.rejected] == ["malformed_event"] * 2
+
+
+class _UncomparableName:
+    """An event name from an in-process caller that cannot be compared."""
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no comparisons")
+
+    __hash__ = object.__hash__
+
+
+class _AlwaysEqualName(str):
+    """A str subclass whose ``==`` says yes to everything (its ``!=`` is str's)."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = str.__hash__
+
+
+def test_receive_message_reads_the_event_name_only_when_data_is_an_object():
+    # Without an object as data the message is malformed whatever its name: refused
+    # as a value, the name never compared (so its comparison cannot raise).
+    r = Reconciler()
+    (rej,) = r.receive_message({"event": _UncomparableName(), "data": ["x"]})
+    assert rej.reason is Reason.MALFORMED_LINE and r.stats.events == 0
+
+
+def test_receive_message_routes_by_the_names_equality_as_the_general_path_does():
+    # The event name is compared with == alone, as everywhere else: a name that
+    # equals "agent_message" is an agent_message, whatever its != says.
+    event = chunk("hi", timestamp=5)
+    r = Reconciler()
+    (rej,) = r.receive_message({"event": _AlwaysEqualName("other"), "data": event["data"]})
+    assert rej.reason is Reason.UNBOUND_EVENT  # a stream chunk of no known turn
+
+
+def test_copies_and_pickles_of_an_engine_before_its_first_chunk_keep_its_invariants():
+    # Before the fast path has met a thread, the engine's last thread is the marker
+    # of none: a copy or a pickle keeps that marker, not a stray thread of no id.
+    import copy
+    import pickle
+
+    fresh = Reconciler()
+    paged = Reconciler()
+    paged.receive_message({"event": "history", "data": {"threadId": "t1", "messages": []}})
+    for r in (fresh, paged):
+        for other in (copy.deepcopy(r), pickle.loads(pickle.dumps(r))):
+            other._check()
+            other.receive_message(chunk("hi"))
+            other._check()
+
+
+def test_chunks_append_to_a_bubble_whose_first_text_was_a_str_subclass():
+    # An in-process caller's first chunk may be a str subclass (the general path
+    # takes it as it is); the chunks after it append, on either path, without the
+    # text being read in between.
+    class Text(str):
+        pass
+
+    plain, sub = Reconciler(), Reconciler()
+    for r, wrap in ((plain, str), (sub, Text)):
+        r.receive_message(announce("T1"))
+        r.receive_message(chunk(wrap("a")))
+        r.receive_message(chunk("b"))  # the fast path
+        r.receive_message(chunk(wrap("c")))  # the general path
+        r.receive_message(chunk("d"))
+    assert texts(sub) == texts(plain) == [("T1", "stream", "streaming", "abcd")]
+    assert sub.to_dict() == plain.to_dict()
