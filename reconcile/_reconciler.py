@@ -85,7 +85,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
             changes: list[Change] = []
             self._take_undecodable(line, changes)
             return tuple(changes)
-        return self.receive_message(message, line)
+        return self._receive_decoded(message, line)
 
     # receive_message is the fast path itself, made from the one source it shares with
     # the batch path (_agent_message._message_path): no Python call between the
@@ -95,6 +95,8 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         def receive_message(
             self, message: Any, raw: bytes | str | None = None
         ) -> tuple[Change, ...]: ...
+
+        _receive_decoded = receive_message
 
     else:
         receive_message = _message_path(wanted=True)
@@ -118,6 +120,9 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
         thread.
         """
         receive_message.__qualname__ = "Reconciler.receive_message"
+        # The same function for receive_line and receive: a subclass that overrides
+        # receive_message (to log what it is given, say) is not called for them.
+        _receive_decoded = receive_message
 
     def receive(self, event: AgentMessage | History | OtherEvent) -> tuple[Change, ...]:
         """Feed one typed event (it takes the same path as its wire form).
@@ -131,7 +136,7 @@ class Reconciler(AgentMessageHandlers, HistoryMerge):
                 f"receive() takes AgentMessage, History or OtherEvent, not "
                 f"{type(event).__name__}; use receive_message() for dicts"
             )
-        return self.receive_message(event.to_wire())
+        return self._receive_decoded(event.to_wire())
 
     def feed(self, lines: Iterable[bytes | str]) -> int:
         """Feed many trace lines (with or without their newline), discarding the

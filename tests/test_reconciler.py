@@ -7,6 +7,7 @@ import json
 import pytest
 
 from reconcile import (
+    AgentMessage,
     BubbleAdded,
     BubbleUpdated,
     Duplicate,
@@ -1011,3 +1012,21 @@ def test_chunks_append_to_a_bubble_whose_first_text_was_a_str_subclass():
         r.receive_message(chunk("d"))
     assert texts(sub) == texts(plain) == [("T1", "stream", "streaming", "abcd")]
     assert sub.to_dict() == plain.to_dict()
+
+
+def test_a_subclass_overriding_receive_message_is_not_called_for_lines_or_typed_events():
+    # receive_line and receive take the engine's own path, as they always did.
+    seen = []
+
+    class Logged(Reconciler):
+        def receive_message(self, message):  # type: ignore[override]
+            seen.append(message)
+            return super().receive_message(message)
+
+    r = Logged()
+    r.receive_line(json.dumps(announce("T1")))
+    r.receive(AgentMessage(type="text", thread="t1", cat="opus", content="hi",
+                           origin="stream", invocation_id="P1"))
+    assert seen == [] and [b.text for b in r.bubbles("t1")] == ["hi"]
+    r.receive_message(chunk(" there"))
+    assert len(seen) == 1 and [b.text for b in r.bubbles("t1")] == ["hi there"]
