@@ -26,10 +26,10 @@ _TIERS = {
         "test_values", "test_shortcuts", "test_view"),
     1: ("test_conformance", "test_real_server_captures", "test_real_server_recordings",
         "test_check_observer",
-        "test_cli", "test_startup", "test_readme", "test_docs"),
+        "test_cli", "test_startup", "test_readme", "test_docs", "test_hot_path"),
     3: ("test_properties", "test_robustness", "test_simulate", "test_stateful",
         "test_typing"),
-    4: ("test_client", "test_audit", "test_mutants"),
+    4: ("test_client", "test_client_clowder", "test_audit", "test_mutants"),
 }
 _TIER_OF = {name: tier for tier, names in _TIERS.items() for name in names}
 
