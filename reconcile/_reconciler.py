@@ -39,12 +39,10 @@ from ._turns import TurnEnd
 from ._invariants import check
 from ._views import LogView, RefusalLog, Stats, ThreadBubbles
 from ._core import Sink
-from ._wire import WireError, decode_json, decoder_keys, is_blank, needs_exact
+from ._wire import WireError, decode_json, is_blank, needs_exact
 
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
-# The two keys of every event, as orjson's own key objects (see decoder_keys).
-_event, _data = decoder_keys("event", "data")
 
 __all__ = ["Reconciler", "Stats", "ThreadBubbles", "LogView"]
 
