@@ -789,10 +789,8 @@ class AgentMessageHandlers(CallbackPlacement):
         self._attach(thread, turn, agent, ts, line, changes)
         made = turn.primary is None
         bubble = self._primary(thread, turn, agent, ts, line, changes)
-        before = bubble.thinking
-        bubble.add_thinking(text)
         # Empty thinking on an empty bubble changes nothing: no update for it.
-        if not made and bubble.thinking != before and changes is not None:
+        if bubble.add_thinking(text) and not made and changes is not None:
             changes.append(BubbleUpdated(bubble, Update.THINKING, line))
 
     def _rich_block(

@@ -76,6 +76,10 @@ class Update(enum.StrEnum):
     BLOCK = "block"  # a rich block id was added
 
 
+#: A bubble's ``_extra`` when it has none (read by to_dict).
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+
 class Bubble:
     """One chat bubble. See PROTOCOL section 5 for each field.
 
@@ -93,8 +97,9 @@ class Bubble:
         origin: an :class:`Origin`.
         status: a :class:`Status`.
         message_id: server message id of a callback, else ``None``.
-        thinking: thinking texts joined by a blank line.
-        error: error text, or ``None``.
+
+    ``thinking``, ``tools``, ``blocks`` and ``error`` are read-only properties: what
+    few bubbles carry is kept apart, in one slot (see ``_extra`` below).
     """
 
     __slots__ = (
@@ -105,12 +110,7 @@ class Bubble:
         "origin",
         "status",
         "message_id",
-        "thinking",
-        "_tools",
-        "_blocks",
-        "_tools_view",
-        "_blocks_view",
-        "error",
+        "_extra",
         "_text",
         "_ts",
         "_number",
@@ -137,17 +137,14 @@ class Bubble:
         self.origin = origin
         self.status = status
         self.message_id = message_id
-        self.thinking = ""
-        # Most bubbles never get a tool or a block: both are made on first use, which
-        # saves two empty containers (112 bytes) per bubble. Blocks are a dict used as
-        # an ordered set: arrival order, and O(1) "each once" however many arrive.
-        self._tools: list[dict[str, Any]] | None = None
-        self._blocks: dict[str, None] | None = None
-        # The tuples handed out, built on the first read after a change and kept, so
-        # repeated reads are O(1) and a caller never holds the engine's own list.
-        self._tools_view: tuple[Mapping[str, Any], ...] = ()
-        self._blocks_view: tuple[str, ...] = ()
-        self.error = error
+        # What few bubbles carry, apart: None, or a dict of the fields this bubble
+        # has among "thinking", "tools", "blocks" and "error", and the tuples handed
+        # out for the tools and blocks ("tools_view", "blocks_view"). Stream text,
+        # callbacks and stored messages never get one. Each field of a bubble is a
+        # store when it is made, a visit each time the garbage collector walks it
+        # while the engine lives, and a release when the engine goes; a dict of
+        # strings (thinking, an error) is one the collector does not walk at all.
+        self._extra: dict[str, Any] | None = None if error is None else {"error": error}
         # The text: a str, or while stream chunks come a list of its parts (appending
         # a chunk is O(1); reading joins them once, back into a str). Most bubbles
         # never get a chunk after the first text (stored messages, callbacks): a str
@@ -174,19 +171,36 @@ class Bubble:
         return text
 
     @property
+    def thinking(self) -> str:
+        """Thinking texts joined by a blank line (``""`` when none came)."""
+        extra = self._extra
+        return "" if extra is None else extra.get("thinking", "")
+
+    @property
+    def error(self) -> str | None:
+        """The error text, or ``None``."""
+        extra = self._extra
+        return None if extra is None else extra.get("error")
+
+    @property
     def tools(self) -> tuple[Mapping[str, Any], ...]:
         """Tool uses and results in arrival order, as read-only mappings.
 
         ``toolInput`` values are the objects the event carried (not copied).
         Complexity: O(1), except the first read after a tool was added (O(tools)).
         """
-        tools = self._tools
-        view = self._tools_view
-        if tools is not None and len(view) != len(tools):
+        extra = self._extra
+        tools = extra.get("tools") if extra is not None else None
+        if tools is None:
+            return ()
+        view: tuple[Mapping[str, Any], ...] = extra.get("tools_view", ())  # type: ignore[union-attr]
+        if len(view) != len(tools):
             # Wrap only the entries added since the last read: a read-only mapping is
             # made per entry once, on read, so adding a tool stays one list append.
-            self._tools_view = view + tuple(MappingProxyType(t) for t in tools[len(view):])
-        return self._tools_view
+            view = extra["tools_view"] = (  # type: ignore[index]
+                view + tuple(MappingProxyType(t) for t in tools[len(view):])
+            )
+        return view
 
     @property
     def blocks(self) -> tuple[str, ...]:
@@ -194,10 +208,14 @@ class Bubble:
 
         Complexity: O(1), except the first read after a block was added (O(blocks)).
         """
-        blocks = self._blocks
-        if blocks is not None and len(self._blocks_view) != len(blocks):
-            self._blocks_view = tuple(blocks)
-        return self._blocks_view
+        extra = self._extra
+        blocks = extra.get("blocks") if extra is not None else None
+        if blocks is None:
+            return ()
+        view: tuple[str, ...] = extra.get("blocks_view", ())  # type: ignore[union-attr]
+        if len(view) != len(blocks):
+            view = extra["blocks_view"] = tuple(blocks)  # type: ignore[index]
+        return view
 
     @property
     def sort_key(self) -> tuple[int, int, Bubble]:
@@ -251,32 +269,57 @@ class Bubble:
         if self.status is _ERROR and self.error == error:
             return False  # a repeated error says nothing new
         self.status = _ERROR
-        self.error = error
+        extra = self._extra
+        if extra is None:
+            self._extra = {"error": error}
+        else:
+            extra["error"] = error
         return True
 
-    def add_thinking(self, text: str) -> None:
-        """Section 5: thinking texts joined by a blank line; an empty one is replaced."""
-        self.thinking = f"{self.thinking}\n\n{text}" if self.thinking else text
+    def add_thinking(self, text: str) -> bool:
+        """Section 5: thinking texts joined by a blank line; an empty one is replaced.
+        Returns whether the thinking changed (an empty text on none changes nothing)."""
+        extra = self._extra
+        if extra is None:
+            if not text:
+                return False
+            self._extra = {"thinking": text}
+            return True
+        before: str = extra.get("thinking", "")
+        after = extra["thinking"] = f"{before}\n\n{text}" if before else text
+        return after != before
 
     def add_tool(self, entry: dict[str, Any]) -> None:
         """Add a tool use or result (the bubble keeps ``entry``: pass a new dict)."""
-        if self._tools is None:
-            self._tools = [entry]
+        extra = self._extra
+        if extra is None:
+            self._extra = {"tools": [entry]}
+            return
+        tools = extra.get("tools")
+        if tools is None:
+            extra["tools"] = [entry]
         else:
-            self._tools.append(entry)
+            tools.append(entry)
 
     def add_block(self, block_id: str) -> bool:
         """Add a block id unless present; return whether it was added. O(1)."""
-        if self._blocks is None:
-            self._blocks = {block_id: None}
-        elif block_id in self._blocks:
+        extra = self._extra
+        if extra is None:
+            self._extra = {"blocks": {block_id: None}}
+            return True
+        blocks = extra.get("blocks")
+        if blocks is None:
+            extra["blocks"] = {block_id: None}
+        elif block_id in blocks:
             return False
         else:
-            self._blocks[block_id] = None
+            blocks[block_id] = None
         return True
 
     def to_dict(self) -> dict[str, Any]:
         """A detached, JSON-ready copy with the fields of PROTOCOL section 9."""
+        extra = self._extra if self._extra is not None else _NO_EXTRA
+        tools, blocks = extra.get("tools"), extra.get("blocks")
         return {
             "id": self.id,
             "thread": self.thread,
@@ -286,10 +329,10 @@ class Bubble:
             "text": self.text,
             "status": str(self.status),
             "message_id": self.message_id,
-            "thinking": self.thinking,
-            "tools": [dict(t) for t in self._tools] if self._tools else [],
-            "blocks": list(self._blocks) if self._blocks else [],
-            "error": self.error,
+            "thinking": extra.get("thinking", ""),
+            "tools": [dict(t) for t in tools] if tools else [],
+            "blocks": list(blocks) if blocks else [],
+            "error": extra.get("error"),
         }
 
     def __repr__(self) -> str:

@@ -71,8 +71,8 @@ assert TurnClosed._fields == ("thread", "cat", "turn", "how", "line"), (
 )
 # Bubble's too (its __init__ takes 11 arguments): _new_bubble sets these slots, all.
 assert Bubble.__slots__ == (
-    "id", "thread", "cat", "invocation", "origin", "status", "message_id", "thinking",
-    "_tools", "_blocks", "_tools_view", "_blocks_view", "error", "_text", "_ts", "_number",
+    "id", "thread", "cat", "invocation", "origin", "status", "message_id", "_extra",
+    "_text", "_ts", "_number",
 ), "the inline Bubble in _core no longer sets every field"
 
 
@@ -234,12 +234,7 @@ class EngineCore:
         bubble.origin = origin
         bubble.status = status
         bubble.message_id = message_id
-        bubble.thinking = ""
-        bubble._tools = None
-        bubble._blocks = None
-        bubble._tools_view = ()
-        bubble._blocks_view = ()
-        bubble.error = error
+        bubble._extra = None if error is None else {"error": error}
         bubble._text = text
         bubble._ts = ts
         bubble._number = number

@@ -49,11 +49,12 @@ def test_a_bubble_the_engine_builds_equals_one_built_by_its_init():
             bubble.id, bubble.thread, bubble.cat, bubble.invocation, bubble.origin,
             bubble.status, bubble.text, ts, number, bubble.message_id, bubble.error,
         )
-        # Only what the bubble gathered after it was made may differ.
+        # Only what the bubble gathered after it was made may differ (thinking, tools
+        # and blocks, kept in _extra beside an error).
         expected = fields(by_init)
-        expected.update(thinking=bubble.thinking, _tools=bubble._tools,
-                        _blocks=bubble._blocks, _tools_view=bubble._tools_view,
-                        _blocks_view=bubble._blocks_view)
+        gathered = {k: v for k, v in (bubble._extra or {}).items() if k != "error"}
+        if gathered:
+            expected["_extra"] = {**(expected["_extra"] or {}), **gathered}
         assert fields(bubble) == expected
 
 
@@ -62,10 +63,10 @@ def test_a_new_bubble_has_every_field_set_and_nothing_gathered_yet():
     (bubble,) = r.bubbles("t1")
     assert fields(bubble) == {
         "id": "b1", "thread": "t1", "cat": "opus", "invocation": None,
-        "origin": Origin.SYSTEM, "status": Status.DONE, "message_id": None, "thinking": "",
-        "_tools": None, "_blocks": None, "_tools_view": (), "_blocks_view": (),
-        "error": None, "_text": "plain", "_ts": 7, "_number": 1,
+        "origin": Origin.SYSTEM, "status": Status.DONE, "message_id": None,
+        "_extra": None, "_text": "plain", "_ts": 7, "_number": 1,
     }
+    assert (bubble.thinking, bubble.tools, bubble.blocks, bubble.error) == ("", (), (), None)
     assert bubble.sort_key == (7, 1, bubble)
 
 
