@@ -322,7 +322,10 @@ def _message_path(wanted: bool) -> Callable[..., Any]:
             if turn_id:
                 turn = thread.turns.get(turn_id)
             elif parent:
-                parents = thread.latest.get(cat)
+                # (A thread with no announcement yet, a client that joined mid-turn,
+                # binds nothing this way: no lookup.)
+                latest = thread.latest
+                parents = latest.get(cat) if latest else None
                 turn = parents.get(parent) if parents is not None else None
                 if turn is None:  # rule 2 never falls through
                     # _unbound(thread, line, "stream text", cat, changes), written out
@@ -331,8 +334,9 @@ def _message_path(wanted: bool) -> Callable[..., Any]:
                     # the thread's one Refusal of this agent's unbound chunks, and for
                     # a caller that wants the changes a Rejected built as refusal()
                     # builds it.
-                    why = thread.unbound_text.get(cat)
-                    if why is None:
+                    if cat == thread.unbound_cat:
+                        why = thread.unbound_why
+                    else:
                         why = self._unbound_text(thread, cat)
                     self._refusal_lines.append(line)
                     self._refusals.append(why)

@@ -107,7 +107,7 @@ class EngineCore:
         self._line = 0
         # Every refusal, in line order, as two lists side by side: its line, and its
         # (reason value, detail, thread) (a Refusal). Refusals of one kind share that
-        # tuple (see ThreadState.unbound_text and refused_callbacks), so a refusal
+        # tuple (see ThreadState.unbound_why and refused_callbacks), so a refusal
         # costs two list slots and no object: a client that joined mid-turn refuses
         # every chunk of the turn under way, and a kept object is one the garbage
         # collector walks (a Rejected for as long as the engine lives). A Rejected is
@@ -187,12 +187,21 @@ class EngineCore:
 
     def _unbound_text(self, thread: ThreadState, agent: str) -> Refusal:
         """What the log keeps of an unbound stream chunk from ``agent`` in ``thread``,
-        made once and kept in ``thread.unbound_text``: the fast path refuses such a
-        chunk itself (see _agent_message), and every chunk of a turn this client
-        never saw announced is one. ``agent`` is exactly a ``str`` (step 1)."""
-        why = thread.unbound_text[agent] = (
-            _UNBOUND_EVENT._value_, self._unbound_detail("stream text", agent), thread.id
-        )
+        made once per thread and agent: the fast path refuses such a chunk itself (see
+        _agent_message), and every chunk of a turn this client never saw announced is
+        one. It becomes the thread's ``unbound_why``, the one the fast path finds by
+        comparing ``unbound_cat`` with the chunk's agent; the one it replaces, another
+        agent's, is kept in ``thread.unbound_text``. ``agent`` is exactly a ``str``
+        (step 1)."""
+        others = thread.unbound_text
+        why = others.pop(agent, None) if others else None
+        if why is None:
+            why = (_UNBOUND_EVENT._value_, self._unbound_detail("stream text", agent), thread.id)
+        last = thread.unbound_cat
+        if last is not None:
+            others[last] = thread.unbound_why  # type: ignore[assignment]
+        thread.unbound_cat = agent
+        thread.unbound_why = why
         return why
 
     # ------------------------------------------------------------------ threads
@@ -378,10 +387,8 @@ class EngineCore:
         """Section 3, announcing: ``turn_id`` becomes the open turn of (thread, agent)
         and the latest turn under ``parent``. Shared by ``invocation_created`` and by a
         stored draft that names its parent (section 7, version 1.1)."""
-        # Written out (every announcement): thread.turn, Turn.closed and _start.
-        turn = thread.turns.get(turn_id)
-        if turn is None:
-            turn = thread.turns[turn_id] = Turn(turn_id)
+        # Written out (every announcement): Turn.closed and _start.
+        turn = thread.turn(turn_id)
         current = thread.open_turn.get(agent)
         if (
             current is not None

@@ -58,6 +58,12 @@ def check(engine: EngineCore) -> None:
                 assert primary.status is not Status.STREAMING, "a closed turn is not streaming"
         running = [t.id for t in thread.turns.values() if t.running]
         assert sorted(thread.running) == sorted(running), "running index = running turns"
+        # The last unbound agent's Refusal beside its name, the others' by agent.
+        assert (thread.unbound_cat is None) == (thread.unbound_why is None)
+        assert thread.unbound_cat is None or thread.unbound_cat.__class__ is str
+        assert thread.unbound_cat not in thread.unbound_text
+        for why in (thread.unbound_why, *thread.unbound_text.values()):
+            assert why is None or (why[0] == "unbound_event" and why[2] == thread.id), why
         for turn in thread.open_turn.values():
             assert thread.turns[turn.id] is turn
         for parents in thread.latest.values():

@@ -68,6 +68,8 @@ class ThreadState:
         "stored",
         "held_blocks",
         "running",
+        "unbound_cat",
+        "unbound_why",
         "unbound_text",
         "refused_callbacks",
         "checked",
@@ -101,10 +103,14 @@ class ThreadState:
         # (agent, since, line). Plain tuples: a RunningTurn is made only when read.
         self.running: dict[str, tuple[str, int, int]] = {}
         # What the refusal log keeps of a refusal that repeats (see
-        # EngineCore._refusal_lines), made once: agent -> its unbound stream chunk's
-        # Refusal, and agent -> stored message id -> the Refusal of that stored
-        # callback without its turn id (section 7; a client that joined mid-turn
-        # meets it on every page).
+        # EngineCore._refusal_lines), made once. An unbound stream chunk's Refusal:
+        # the last agent's beside its name (the fast path compares the name, cheaper
+        # than a lookup), the other agents' in unbound_text, by agent (a thread whose
+        # chunks come from one agent never fills it). And agent -> stored message id
+        # -> the Refusal of that stored callback without its turn id (section 7; a
+        # client that joined mid-turn meets it on every page).
+        self.unbound_cat: str | None = None
+        self.unbound_why: Refusal | None = None
         self.unbound_text: dict[str, Refusal] = {}
         self.refused_callbacks: dict[str, dict[str, Refusal]] = {}
         # Events of this thread that ``check_lines`` counted from the engine's fast

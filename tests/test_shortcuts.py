@@ -376,3 +376,39 @@ def test_a_dict_subclass_that_invents_missing_fields_is_read_as_its_items() -> N
     assert [[describe(c) for c in sub.receive_message(event)] for event in wrapped] == expected
     assert final_state(sub) == final_state(plain) and not list(sub.rejected)
     assert [dict(event["data"]) for event in wrapped] == [event["data"] for event in events]
+
+
+def test_unbound_chunks_of_agents_taking_turns_are_refused_as_the_table_refuses_them() -> None:
+    # A client that joined mid-turn: a thread with no announcement yet (the fast path
+    # then looks no parent up), chunks of two agents by turns (the fast path keeps the
+    # last agent's Refusal beside its name, the other's apart), then an announcement
+    # under another parent. Each event as the general path applies it, and each
+    # agent's refusals in a thread share one logged Refusal.
+    from reconcile._invariants import check
+
+    def by(cat: str, parent: str, thread: str = "t") -> dict[str, Any]:
+        event = chunk(f"{cat} {parent}", invocationId=parent)
+        event["data"].update(catId=cat, threadId=thread)
+        return event
+
+    events = [
+        by("opus", "P1"), by("codex", "P2"), by("opus", "P1"), by("codex", "P2"),
+        by("codex", "P2", thread="u"), by("gemini", "P3"), by("opus", "P1"),
+        ANNOUNCE, by("opus", "P1"), by("codex", "P2"), chunk("bound", invocationId="P"),
+    ]
+    fast, table = Reconciler(), TablePath()
+    for event in events:
+        assert [describe(c) for c in fast.receive_message(event)] == [
+            describe(c) for c in table.receive_message(event)
+        ]
+        check(fast)
+    assert final_state(fast) == final_state(table)
+    assert [r.detail for r in fast.rejected][:3] == [
+        "stream text from 'opus' binds to no turn",
+        "stream text from 'codex' binds to no turn",
+        "stream text from 'opus' binds to no turn",
+    ]
+    whys = fast._refusals
+    for cat, thread in (("opus", "t"), ("codex", "t"), ("codex", "u"), ("gemini", "t")):
+        shared = [why for why in whys if f"{cat!r}" in why[1] and why[2] == thread]
+        assert shared and all(why is shared[0] for why in shared), (cat, thread)
