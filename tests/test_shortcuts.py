@@ -11,6 +11,7 @@ chunk can name its turn.
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -23,7 +24,7 @@ from reconcile.testing.reference import activity
 from reconcile.testing.reference import replay as reference_replay
 from reconcile._turns import TRANSITIONS, Action, Activity, TurnInput, TurnState
 
-from .test_hot_path import describe, final_state
+from .test_hot_path import GeneralPath, describe, final_state
 
 ANNOUNCE = {"event": "agent_message", "data": {
     "type": "system_info", "threadId": "t", "catId": "opus", "invocationId": "P",
@@ -31,10 +32,31 @@ ANNOUNCE = {"event": "agent_message", "data": {
 }}
 
 
-class TablePath(Reconciler):
-    """The engine with every agent_message on the general path (the table's)."""
+class TablePath(GeneralPath):
+    """The engine with every agent_message on the general path (the table's): section
+    2's steps one by one, the transition table asked for every event."""
 
-    _agent_message = Reconciler._agent_message_slowly  # type: ignore[assignment]
+
+def test_the_table_path_takes_no_shortcut(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every comparison below is only worth something while TablePath really runs the
+    # general path (a class attribute that no longer exists would make it the fast
+    # path again, compared with itself).
+    from reconcile._agent_message import AgentMessageHandlers
+
+    calls = []
+    general = AgentMessageHandlers._agent_message_slowly
+
+    def counted(self: Any, *args: Any) -> None:
+        calls.append(args[0]["type"])
+        general(self, *args)
+
+    monkeypatch.setattr(AgentMessageHandlers, "_agent_message_slowly", counted)
+    table = TablePath()
+    for event in (ANNOUNCE, chunk("a", invocationId="P"), chunk("b", invocationId="Q")):
+        table.receive_message(event)
+    assert calls == ["system_info", "text", "text"]
+    Reconciler().receive_message(chunk("c", invocationId="Q"))
+    assert calls == ["system_info", "text", "text"]  # the fast path did not go there
 
 
 def chunk(text: str, **ids: Any) -> dict[str, Any]:
@@ -412,3 +434,63 @@ def test_unbound_chunks_of_agents_taking_turns_are_refused_as_the_table_refuses_
     for cat, thread in (("opus", "t"), ("codex", "t"), ("codex", "u"), ("gemini", "t")):
         shared = [why for why in whys if f"{cat!r}" in why[1] and why[2] == thread]
         assert shared and all(why is shared[0] for why in shared), (cat, thread)
+
+
+# The shape shortcut of step 3: an event whose fields are exactly the six of a
+# system_info or the eight of a stream chunk as clowder-ai sends them skips the
+# lookups of turnInvocationId, seq, messageId, error and toolName. Each variant
+# below changes what is in such a shape (a rare field added, good or bad, one of the
+# known fields swapped for a rare one, keeping the size, or set to null), so the
+# shortcut must not apply, or must apply and agree with the table.
+SHAPED = {
+    "system_info": {
+        "type": "system_info", "threadId": "t", "catId": "opus", "invocationId": "P",
+        "timestamp": 1767225600000, "content": "plain line",
+    },
+    "chunk": {
+        "type": "text", "threadId": "t", "catId": "opus", "invocationId": "P",
+        "timestamp": 1767225600000, "content": "more", "origin": "stream",
+        "metadata": {"provider": "x"},
+    },
+}
+RARE = {
+    "turnInvocationId": ["T", 5], "seq": [1, "1"], "messageId": ["m1", 5],
+    "error": ["boom", 5], "toolName": ["Read", 5],
+}
+
+
+def shaped_variants() -> list[tuple[str, dict[str, Any]]]:
+    variants = []
+    for shape, data in SHAPED.items():
+        variants.append((f"{shape} as sent", dict(data)))
+        for rare, values in RARE.items():  # one field more
+            for value in values:
+                variants.append((f"{shape} and {rare}={value!r}", {**data, rare: value}))
+        for known in data:
+            if known in ("type", "threadId", "catId"):
+                continue
+            variants.append((f"{shape}, {known} null", {**data, known: None}))
+            for rare, values in RARE.items():
+                for value in values:
+                    swapped = {k: v for k, v in data.items() if k != known}
+                    swapped[rare] = value
+                    variants.append((f"{shape}, {known} -> {rare}={value!r}", swapped))
+    return variants
+
+
+@pytest.mark.parametrize(("name", "data"), shaped_variants(), ids=lambda v: v if isinstance(v, str) else "")
+def test_an_event_of_a_known_size_is_checked_as_the_table_checks_it(
+    name: str, data: dict[str, Any]
+) -> None:
+    events = [ANNOUNCE, {"event": "agent_message", "data": data}]
+    fast, table = Reconciler(), TablePath()
+    for event in events:
+        assert [describe(c) for c in fast.receive_message(event)] == [
+            describe(c) for c in table.receive_message(event)
+        ], name
+    assert final_state(fast) == final_state(table)
+    # and through feed (the batch path), line by line
+    lines = "".join(json.dumps(event) + "\n" for event in events)
+    fed = Reconciler()
+    fed.feed(io.StringIO(lines))
+    assert final_state(fed)["document"] == final_state(table)["document"]
