@@ -16,7 +16,6 @@ from ._core import EngineCore, Sink
 from ._errors import Reason
 from ._thread import ThreadState
 from ._turns import Action, Turn, TurnInput
-from ._wire import is_id
 
 __all__ = ["CallbackPlacement", "is_explicit_post"]
 

@@ -42,7 +42,6 @@ import orjson
 from ._bubbles import Gap, Rejected, rejected_list
 from ._errors import Reason
 from ._reconciler import Reconciler
-from ._thread import ThreadState
 from ._values import FrozenValue
 from ._wire import is_id, parse_json_object
 

@@ -44,7 +44,7 @@ Sink = list[Change] | None
 # Enum members as module constants: reading ``Status.DONE`` goes through the enum
 # metaclass (about 70 ns); a module global is a dictionary read (about 20 ns), and the
 # hot path reads several per event.
-_STREAMING, _DONE, _ERROR = Status.STREAMING, Status.DONE, Status.ERROR
+_STREAMING, _DONE = Status.STREAMING, Status.DONE
 _STREAM, _CALLBACK, _SYSTEM = Origin.STREAM, Origin.CALLBACK, Origin.SYSTEM
 _CLOSE, _START = TurnInput.CLOSE, TurnInput.START
 _OPENS, _CLOSES = Activity.OPENS, Activity.CLOSES
