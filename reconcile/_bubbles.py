@@ -139,11 +139,12 @@ class Bubble:
         self.message_id = message_id
         # What few bubbles carry, apart: None, or a dict of the fields this bubble
         # has among "thinking", "tools", "blocks" and "error", and the tuples handed
-        # out for the tools and blocks ("tools_view", "blocks_view"). Stream text,
-        # callbacks and stored messages never get one. Each field of a bubble is a
-        # store when it is made, a visit each time the garbage collector walks it
-        # while the engine lives, and a release when the engine goes; a dict of
-        # strings (thinking, an error) is one the collector does not walk at all.
+        # out for the tools and blocks ("tools_view", "blocks_view"). Most bubbles
+        # never get one: only thinking, a tool, a rich block or an error makes it.
+        # Each field of a bubble is a store when it is made, a visit each time the
+        # garbage collector walks it while the engine lives, and a release when the
+        # engine goes; a dict of strings (thinking, an error) is one the collector
+        # does not walk at all.
         self._extra: dict[str, Any] | None = None if error is None else {"error": error}
         # The text: a str, or while stream chunks come a list of its parts (appending
         # a chunk is O(1); reading joins them once, back into a str). Most bubbles
@@ -315,6 +316,26 @@ class Bubble:
         else:
             blocks[block_id] = None
         return True
+
+    def __copy__(self) -> Bubble:
+        """``copy.copy``: the fields as they are now, as for any object, and a dict of
+        its own for ``_extra``, so that the copy keeps the thinking and error it had
+        when the engine goes on changing this bubble (the tools and blocks it already
+        had stay shared, as ``copy.copy`` shares any list)."""
+        cls = self.__class__
+        other = cls.__new__(cls)
+        # object's state: (instance dict or None, slot values), as copy.copy reads it.
+        state = self.__getstate__()
+        if isinstance(state, tuple):
+            state, slots = state
+            for name, value in slots.items():
+                _object_setattr(other, name, value)
+        if state:
+            other.__dict__.update(state)
+        extra = self._extra
+        if extra is not None:
+            other._extra = dict(extra)
+        return other
 
     def to_dict(self) -> dict[str, Any]:
         """A detached, JSON-ready copy with the fields of PROTOCOL section 9."""

@@ -181,3 +181,36 @@ def test_a_thread_past_the_real_limit_orders_as_the_reference_model_does():
     assert without_details(r.to_dict()) == without_details(replay(events))
     keys = [b.sort_key[:2] for b in view]
     assert len(keys) > limit and keys == sorted(keys)
+
+
+def test_a_shallow_copy_of_a_bubble_keeps_what_it_had_when_the_engine_goes_on():
+    # copy.copy of a bubble is a snapshot of its fields, as of any object: its
+    # thinking and error stay as they were when the engine later changes the bubble
+    # (the tools list it already had is shared, as copy.copy shares any list).
+    import copy
+
+    def thinking(text: str) -> dict[str, object]:
+        payload = {"type": "thinking", "text": text}
+        return msg("system_info", content=json.dumps(payload), invocationId="P1")
+
+    def block(block_id: str) -> dict[str, object]:
+        payload = {"type": "rich_block", "block": {"id": block_id}}
+        return msg("system_info", content=json.dumps(payload), invocationId="P1")
+
+    tool = msg("tool_use", invocationId="P1", toolName="Read", toolInput={"path": "a"})
+    r, _ = feed([announce("T1"), chunk("hi"), thinking("first")])
+    (bubble,) = r.bubbles("t1")
+    plain = copy.copy(bubble)
+    r, _ = feed([tool], r)
+    with_tool = copy.copy(bubble)
+    r, _ = feed([thinking("second"), block("k1"), tool, msg("error", error="boom",
+                                                                 invocationId="P1")], r)
+    assert (bubble.thinking, bubble.blocks, bubble.error) == (
+        "first\n\nsecond", ("k1",), "boom"
+    )
+    assert len(bubble.tools) == 2
+    assert (plain.thinking, plain.tools, plain.blocks, plain.error) == ("first", (), (), None)
+    assert plain.to_dict()["thinking"] == "first" and plain.to_dict()["error"] is None
+    assert (with_tool.thinking, with_tool.blocks, with_tool.error) == ("first", (), None)
+    assert with_tool.tools == bubble.tools  # the one list of tools, shared
+    assert plain.status is Status.STREAMING and bubble.status is Status.ERROR
