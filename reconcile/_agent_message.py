@@ -249,8 +249,9 @@ def _message_path(wanted: bool) -> Callable[..., Any]:
         # (and metadata, which the engine never reads), none of the fields below is
         # there, and the five lookups that would say so, about 1,300 instructions, are
         # spared. That is the shape of what a real server sends most: six fields for
-        # every system_info and eight for every stream chunk (clowder-ai's, fixed or
-        # not). Any other shape pays about 300 for the test (the length, one call).
+        # nearly every system_info and eight for every stream chunk (clowder-ai's,
+        # fixed or not). Any other shape pays about 300 for the test (the length, one
+        # call).
         size = len(data)
         if (
             (size == 6 or (size == 8 and origin is not None and _metadata in data))
