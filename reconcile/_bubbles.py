@@ -325,7 +325,7 @@ class Bubble:
         cls = self.__class__
         other = cls.__new__(cls)
         # object's state: (instance dict or None, slot values), as copy.copy reads it.
-        state = self.__getstate__()
+        state: Any = self.__getstate__()
         if isinstance(state, tuple):
             state, slots = state
             for name, value in slots.items():
