@@ -317,6 +317,18 @@ class Bubble:
             blocks[block_id] = None
         return True
 
+    def __getstate__(self) -> Any:
+        """For ``pickle`` and ``copy.deepcopy``: the fields, without the tuple of
+        read-only mappings handed out for the tools (a mapping proxy cannot be pickled;
+        the next read of ``tools`` makes it again)."""
+        state: Any = object.__getstate__(self)  # (None, slot name -> value)
+        extra = self._extra
+        if extra is not None and "tools_view" in extra:
+            slots = dict(state[1])
+            slots["_extra"] = {k: v for k, v in extra.items() if k != "tools_view"}
+            state = (state[0], slots)
+        return state
+
     def __copy__(self) -> Bubble:
         """``copy.copy``: the fields as they are now, as for any object, and a dict of
         its own for ``_extra``, so that the copy keeps the thinking and error it had

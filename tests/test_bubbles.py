@@ -214,3 +214,23 @@ def test_a_shallow_copy_of_a_bubble_keeps_what_it_had_when_the_engine_goes_on():
     assert (with_tool.thinking, with_tool.blocks, with_tool.error) == ("first", (), None)
     assert with_tool.tools == bubble.tools  # the one list of tools, shared
     assert plain.status is Status.STREAMING and bubble.status is Status.ERROR
+
+
+def test_an_engine_whose_tools_were_read_pickles_and_copies() -> None:
+    # Bubble.tools hands out read-only mappings, kept until a tool is added; a mapping
+    # proxy cannot be pickled, so a bubble leaves that tuple out of its state and
+    # makes it again on the next read.
+    import copy
+    import pickle
+
+    r, _ = feed([
+        announce("T1"), chunk("hi"),
+        msg("tool_use", invocationId="P1", toolName="Read", toolInput={"path": "a"}),
+    ])
+    (bubble,) = r.bubbles("t1")
+    assert [dict(t) for t in bubble.tools] == [dict(t) for t in bubble.tools] != []
+    for again in (pickle.loads(pickle.dumps(r)), copy.deepcopy(r)):
+        (other,) = again.bubbles("t1")
+        assert [dict(t) for t in other.tools] == [dict(t) for t in bubble.tools]
+        assert other.to_dict() == bubble.to_dict()
+        assert "tools_view" in bubble._extra  # the original keeps its tuple
