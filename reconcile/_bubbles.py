@@ -336,8 +336,9 @@ class Bubble:
         had stay shared, as ``copy.copy`` shares any list)."""
         cls = self.__class__
         other = cls.__new__(cls)
-        # object's state: (instance dict or None, slot values), as copy.copy reads it.
-        state: Any = self.__getstate__()
+        # object's own state, as copy.copy reads it: (instance dict or None, slot
+        # values). Not __getstate__ above, which leaves out what pickle cannot take.
+        state: Any = object.__getstate__(self)
         if isinstance(state, tuple):
             state, slots = state
             for name, value in slots.items():
